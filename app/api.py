@@ -1,0 +1,113 @@
+"""The scoring API's routes: /predict, /health, /live, /metrics."""
+
+from __future__ import annotations
+
+import time
+
+import anyio.to_thread
+from litestar import MediaType, Response, get, post
+from litestar.di import Provide
+
+from app.decoding import PredictRequestDTO
+from app.errors import ApiError
+from app.metrics import Metrics
+from app.model import ModelHolder, Status
+from app.predictions import build_response, feature_matrix
+from app.schemas import HealthResponse, ModelRef, PredictRequest, PredictResponse
+from app.settings import Settings
+
+
+@post(
+    "/predict",
+    dto=PredictRequestDTO,
+    return_dto=None,
+    status_code=200,
+    summary="Score a batch of readings",
+    description=(
+        "Scores each reading with the IsolationForest. `score` is the paper's anomaly score "
+        "2^(-E[h(x)]/c(psi)) in (0, 1], higher is more anomalous; `anomaly` is "
+        "`score > threshold` (the trained threshold unless ANOMALY_THRESHOLD overrides it). "
+        "Errors: 400 empty batch or malformed JSON, 413 batch over MAX_BATCH or body over "
+        "MAX_BODY_BYTES, 415 not JSON, 422 wrong type, missing, unknown or non-finite field, "
+        "503 model not ready (with Retry-After)."
+    ),
+)
+async def predict(
+    data: PredictRequest,
+    holder: ModelHolder,
+    metrics: Metrics,
+    settings: Settings,
+    served_by: str,
+) -> PredictResponse:
+    readings = data.readings
+    count = len(readings)
+    if count == 0:
+        raise ApiError(400, "empty_batch", "readings must hold at least one reading", "$.readings")
+    if count > settings.max_batch:
+        raise ApiError(
+            413, "batch_too_large", f"{count} readings; at most {settings.max_batch} per request"
+        )
+    model = holder.ready()
+    matrix = feature_matrix(readings, model.features)
+    started = time.perf_counter()
+    if count <= settings.inline_rows:
+        scores = model.scorer.score(matrix)
+    else:
+        # Big batches run off the event loop so /live and /health stay quick meanwhile;
+        # one at a time, as onnxruntime is pinned to one thread per worker.
+        scores = await anyio.to_thread.run_sync(
+            model.scorer.score, matrix, limiter=holder.big_batch_limiter
+        )
+    metrics.inference_latency.observe(time.perf_counter() - started)
+    response = build_response(scores, model.threshold, served_by)
+    metrics.batch_size.observe(count)
+    metrics.readings.inc(count)
+    if response.anomalies:
+        metrics.anomalies.inc(response.anomalies)
+    return response
+
+
+@get("/health", summary="Readiness: 200 only with a verified model loaded", sync_to_thread=False)
+def health(holder: ModelHolder, served_by: str) -> Response[HealthResponse]:
+    model = holder.model
+    if holder.status is Status.OK and model is not None:
+        body = HealthResponse(
+            status="ok",
+            served_by=served_by,
+            features=list(model.features),
+            model=ModelRef(name=model.name, digest=model.digest),
+            threshold=model.threshold,
+        )
+        return Response(body, status_code=200)
+    body = HealthResponse(status=holder.status.value, served_by=served_by, reason=holder.reason)
+    return Response(body, status_code=503, headers={"Retry-After": "1"})
+
+
+@get("/live", summary="Liveness: the process answers (no model check)", sync_to_thread=False)
+def live() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@get("/metrics", summary="Prometheus metrics (sum over all workers)", sync_to_thread=False,
+     include_in_schema=True, media_type=MediaType.TEXT)  # fmt: skip
+def metrics_endpoint(metrics: Metrics) -> Response[bytes]:
+    return Response(metrics.exposition(), media_type=metrics.content_type)
+
+
+ROUTES = [predict, health, live, metrics_endpoint]
+
+
+def dependencies(
+    holder: ModelHolder, metrics: Metrics, settings: Settings, served_by: str
+) -> dict[str, Provide]:
+    """Constant providers: the same objects for every request, no per-request work."""
+
+    def const(value: object) -> Provide:
+        return Provide(lambda: value, use_cache=True, sync_to_thread=False)
+
+    return {
+        "holder": const(holder),
+        "metrics": const(metrics),
+        "settings": const(settings),
+        "served_by": const(served_by),
+    }

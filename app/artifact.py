@@ -1,0 +1,187 @@
+"""Find, verify and describe a digest-named model artifact.
+
+An artifact is ``<name>-<sha256 prefix>.onnx`` with ``<name>-<sha256 prefix>.json`` beside it.
+The convert step writes both (metadata first, so an ``.onnx`` file never appears without its
+metadata); the server refuses any file whose bytes do not hash to the digest in its name and
+metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+DIGEST_PREFIX_LEN = 12
+"""Hex characters of the sha256 kept in the file name."""
+
+FORMAT_VERSION = 1
+
+
+class ArtifactError(RuntimeError):
+    """The artifact is missing, incomplete, or fails verification."""
+
+
+class ParityReport(msgspec.Struct, forbid_unknown_fields=True):
+    """How closely the ONNX graph matched scikit-learn before publishing."""
+
+    points: int
+    max_abs_score_diff: float
+    score_tolerance: float
+    label_mismatches: int
+    label_mismatches_outside_band: int
+    decision_band: float
+    by_kind: dict[str, dict[str, float]]
+
+
+class FeatureHistogram(msgspec.Struct, forbid_unknown_fields=True):
+    """Training distribution of one feature, kept to measure drift against."""
+
+    edges: list[float]
+    counts: list[int]
+
+
+class TrainingInfo(msgspec.Struct, forbid_unknown_fields=True):
+    """Lineage of the training data."""
+
+    rows: int
+    seed: int
+    data_sha256: str
+    distributions: dict[str, str]
+    ranges: dict[str, list[float]]
+
+
+class Metadata(msgspec.Struct, forbid_unknown_fields=True):
+    """The JSON written beside each ``.onnx`` file."""
+
+    format_version: int
+    name: str
+    digest: str
+    file: str
+    graph: str
+    features: list[str]
+    units: list[str]
+    input_name: str
+    output_name: str
+    threshold: float
+    model: dict[str, Any]
+    opset: dict[str, int]
+    training: TrainingInfo
+    parity: ParityReport
+    histograms: dict[str, FeatureHistogram]
+    versions: dict[str, str]
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """A verified artifact: its bytes (what was hashed is what gets loaded) and metadata."""
+
+    path: Path
+    model_bytes: bytes
+    metadata: Metadata
+
+    @property
+    def short_digest(self) -> str:
+        return self.metadata.digest[:DIGEST_PREFIX_LEN]
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def artifact_stem(name: str, digest: str) -> str:
+    """``<name>-<first 12 hex of the sha256>``, the file name without extension."""
+    return f"{name}-{digest[:DIGEST_PREFIX_LEN]}"
+
+
+def _pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"^{re.escape(name)}-([0-9a-f]{{{DIGEST_PREFIX_LEN}}})\.onnx$")
+
+
+def find(model_dir: Path, name: str, digest: str = "") -> Path | None:
+    """Path of the artifact to serve: the pinned ``digest`` prefix, else the newest published."""
+    if not model_dir.is_dir():
+        return None
+    pattern = _pattern(name)
+    found = []
+    for entry in os.scandir(model_dir):
+        match = pattern.match(entry.name)
+        if match and entry.is_file() and match.group(1).startswith(digest):
+            found.append((entry.stat().st_mtime_ns, entry.name))
+    if not found:
+        return None
+    # Publishing renames a finished file into place, so mtime orders publications.
+    return model_dir / max(found)[1]
+
+
+def metadata_path(onnx_path: Path) -> Path:
+    return onnx_path.with_suffix(".json")
+
+
+def load(path: Path) -> Artifact:
+    """Read and verify one artifact; raises ArtifactError saying exactly what is wrong."""
+    match = re.match(rf"^(.+)-([0-9a-f]{{{DIGEST_PREFIX_LEN}}})\.onnx$", path.name)
+    if match is None:
+        raise ArtifactError(f"{path.name}: not a digest-named artifact (<name>-<sha256[:12]>.onnx)")
+    try:
+        model_bytes = path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read model file: {exc.strerror}") from None
+    meta_file = metadata_path(path)
+    try:
+        metadata = msgspec.json.decode(meta_file.read_bytes(), type=Metadata)
+    except OSError as exc:
+        raise ArtifactError(f"{meta_file}: cannot read metadata: {exc.strerror}") from None
+    except msgspec.MsgspecError as exc:
+        raise ArtifactError(f"{meta_file}: invalid metadata: {exc}") from None
+    actual = sha256_hex(model_bytes)
+    if not actual.startswith(match.group(2)):
+        raise ArtifactError(
+            f"{path.name}: sha256 of the file is {actual[:DIGEST_PREFIX_LEN]}..., "
+            f"not the {match.group(2)} in its name (tampered or truncated); refusing to load"
+        )
+    if actual != metadata.digest:
+        raise ArtifactError(
+            f"{path.name}: sha256 {actual[:DIGEST_PREFIX_LEN]}... differs from the metadata's "
+            f"{metadata.digest[:DIGEST_PREFIX_LEN]}...; refusing to load"
+        )
+    if metadata.format_version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{meta_file.name}: format_version {metadata.format_version}, "
+            f"this server reads {FORMAT_VERSION}"
+        )
+    return Artifact(path=path, model_bytes=model_bytes, metadata=metadata)
+
+
+def publish(model_dir: Path, model_bytes: bytes, metadata: Metadata) -> Path:
+    """Write metadata then model atomically (temp file, fsync, rename); returns the model path.
+
+    Racing publishers of the same bytes write the same names, and a reader never sees a
+    half-written file: each rename swaps in a complete one.
+    """
+    model_dir.mkdir(parents=True, exist_ok=True)
+    stem = artifact_stem(metadata.name, metadata.digest)
+    onnx_path = model_dir / f"{stem}.onnx"
+    _write_atomic(metadata_path(onnx_path), msgspec.json.format(msgspec.json.encode(metadata)))
+    _write_atomic(onnx_path, model_bytes)
+    return onnx_path
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, target)
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

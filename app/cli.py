@@ -1,0 +1,140 @@
+"""The ``gridscore`` command: serve the API (converting the model first when allowed)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from app import artifact
+from app.settings import Settings, SettingsError
+
+EXIT_CONFIG = 2
+
+
+def _fail(message: str) -> int:
+    print(f"gridscore: {message}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def ensure_artifact(settings: Settings) -> str | None:
+    """Make sure an artifact exists; returns an error message when it cannot."""
+    if artifact.find(settings.model_dir, settings.model_name, settings.model_digest):
+        return None
+    where = f"{settings.model_dir}/{settings.model_name}-<digest>.onnx"
+    if settings.model_digest:
+        return f"no artifact {where} with digest {settings.model_digest} (MODEL_DIGEST)"
+    if not settings.train_if_missing:
+        return (
+            f"no model artifact at {where} and TRAIN_IF_MISSING=0; "
+            "run `python -m convert` first (needs the training extra: pip install '.[train]')"
+        )
+    if importlib.util.find_spec("sklearn") is None or importlib.util.find_spec("skl2onnx") is None:
+        return (
+            f"no model artifact at {where}; TRAIN_IF_MISSING=1 but the training extra is not "
+            "installed (pip install '.[train]'), or provide an artifact in MODEL_DIR"
+        )
+    print(f"gridscore: no artifact at {where}; running the convert step", file=sys.stderr, flush=True)
+    # A separate process: scikit-learn never enters the serving process's memory.
+    command = [sys.executable, "-m", "convert", "--model-dir", str(settings.model_dir),
+               "--name", settings.model_name]  # fmt: skip
+    if subprocess.run(command, check=False).returncode != 0:
+        return "the convert step failed (see its output above)"
+    return None
+
+
+def prepare_metrics_dir(settings: Settings) -> str:
+    """A fresh multiprocess metrics folder, exported for the workers; returns its path."""
+    directory = settings.metrics_dir or tempfile.mkdtemp(prefix="gridscore-metrics-")
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    # Values left by an earlier run would be summed into this one's.
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return str(path)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    overrides = {"WORKERS": args.workers, "PORT": args.port, "HOST": args.host}
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[name] = str(value)  # workers re-read settings from the environment
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        return _fail(str(exc))
+    problem = ensure_artifact(settings)
+    if problem:
+        return _fail(problem)
+    metrics_dir = prepare_metrics_dir(settings)
+    from app import server  # uvicorn and the app only once the checks pass
+
+    try:
+        server.serve(settings)
+    finally:
+        if not settings.metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    return subprocess.run([sys.executable, "-m", "convert", *args.rest], check=False).returncode
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    path = args.path or artifact.find(settings.model_dir, settings.model_name, settings.model_digest)
+    if path is None:
+        return _fail(f"no artifact in {settings.model_dir}")
+    try:
+        verified = artifact.load(Path(path))
+    except artifact.ArtifactError as exc:
+        return _fail(str(exc))
+    meta = verified.metadata
+    print(f"{verified.path.name}: sha256 verified ({meta.digest})")
+    print(f"  features {meta.features}, threshold {meta.threshold:.6f}, graph {meta.graph}")
+    print(f"  parity: max |score diff| {meta.parity.max_abs_score_diff:.2e} over "
+          f"{meta.parity.points} points, {meta.parity.label_mismatches_outside_band} label "
+          "mismatches outside the band")  # fmt: skip
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gridscore", description="Real-time anomaly scoring for power-grid sensor readings."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser(
+        "serve",
+        help="serve the API (runs the convert step first if the artifact is missing and "
+        "TRAIN_IF_MISSING=1)",
+        description="Serve POST /predict, /health, /live, /metrics and /schema. Every setting "
+        "comes from the environment (see README); these flags override a few.",
+    )
+    serve.add_argument("--workers", type=int, help="worker processes (env WORKERS, default 1)")
+    serve.add_argument("--port", type=int, help="TCP port (env PORT, default 8000)")
+    serve.add_argument("--host", help="listen address (env HOST, default 127.0.0.1)")
+    serve.set_defaults(func=cmd_serve)
+    convert = sub.add_parser("convert", help="train and publish the model (python -m convert)")
+    convert.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for python -m convert")
+    convert.set_defaults(func=cmd_convert)
+    verify = sub.add_parser("verify", help="check an artifact's sha256 and print its metadata")
+    verify.add_argument("path", nargs="?", help="the .onnx file (default: the one serve would use)")
+    verify.set_defaults(func=cmd_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Every error leaves as the same JSON shape, ``ErrorBody``, with a stable ``error`` code."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from app.schemas import ErrorBody
+
+log = logging.getLogger("gridscore.errors")
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_field",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(HTTPException):
+    """An error with a stable machine-readable code, and the offending field when there is one."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail=detail, status_code=status, headers=dict(headers or {}))
+        self.code = code
+        self.field = field
+
+
+def error_response(status: int, code: str, detail: str, field: str | None = None,
+                   headers: Mapping[str, str] | None = None) -> Response[bytes]:
+    body = msgspec.json.encode(ErrorBody(status=status, error=code, detail=detail, field=field))
+    return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
+
+
+def handle_exception(request: Request[object, object, object], exc: Exception) -> Response[bytes]:
+    """Turn any exception into an ErrorBody response; log one line per error."""
+    if isinstance(exc, ApiError):
+        status, code, detail, field = exc.status_code, exc.code, exc.detail, exc.field
+        headers = exc.headers
+    elif isinstance(exc, ValidationException):
+        # Litestar's own validation (only an empty body reaches it on /predict).
+        status, code, field, headers = 400, "bad_request", None, None
+        detail = "request body is empty" if _is_empty_body(exc) else str(exc.detail)
+    elif isinstance(exc, HTTPException):
+        status, field, headers = exc.status_code, None, exc.headers
+        code = _CODES.get(status, "http_error")
+        detail = exc.detail
+    else:
+        status, code, field, headers = 500, "internal_error", None, None
+        detail = "internal error; the server log has the details"
+    route = request.scope.get("path_template", request.url.path)
+    fields = {"status": status, "error": code, "method": request.method, "path": route}
+    if status >= 500:
+        log.error("request failed", extra={"fields": fields}, exc_info=status == 500)
+    else:
+        log.info("request rejected: %s", detail, extra={"fields": {**fields, "field": field}})
+    return error_response(status, code, detail, field, headers)
+
+
+def _is_empty_body(exc: ValidationException) -> bool:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    return any(isinstance(e, dict) and e.get("key") == "data" for e in extra)

@@ -1,0 +1,106 @@
+"""The holder of the loaded model: built at start-up, handed to handlers by injection."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+import anyio
+
+from app import artifact
+from app.errors import ApiError
+from app.scorer import Scorer
+from app.settings import Settings
+
+log = logging.getLogger("gridscore.model")
+
+RETRY_AFTER_SECONDS = 1
+
+
+class Status(StrEnum):
+    LOADING = "loading"
+    OK = "ok"
+    DRAINING = "draining"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """A verified artifact with its session and the threshold in force."""
+
+    scorer: Scorer
+    name: str
+    digest: str
+    features: tuple[str, ...]
+    threshold: float
+    trained_threshold: float
+
+
+class ModelHolder:
+    """Readiness and the model, for one server process."""
+
+    def __init__(self) -> None:
+        self.status = Status.LOADING
+        self.model: LoadedModel | None = None
+        self.reason = "model not loaded yet"
+        # Big batches score in a worker thread, one at a time (onnxruntime uses one thread).
+        self.big_batch_limiter = anyio.CapacityLimiter(1)
+
+    def load(self, settings: Settings) -> None:
+        """Find, verify and open the artifact; on any failure stay unavailable and say why."""
+        started = time.perf_counter()
+        path = artifact.find(settings.model_dir, settings.model_name, settings.model_digest)
+        try:
+            if path is None:
+                raise artifact.ArtifactError(
+                    f"no artifact {settings.model_name}-<digest>.onnx in {settings.model_dir}"
+                    + (f" matching digest {settings.model_digest}" if settings.model_digest else "")
+                )
+            verified = artifact.load(path)
+            self.install(verified, settings)
+        except (artifact.ArtifactError, ValueError, RuntimeError) as exc:
+            self.status = Status.UNAVAILABLE
+            self.reason = str(exc)
+            log.error("model refused: %s", exc, extra={"fields": {"model_dir": str(settings.model_dir)}})
+            return
+        assert self.model is not None
+        log.info(
+            "model loaded",
+            extra={"fields": {"file": path.name, "digest": self.model.digest,
+                              "threshold": self.model.threshold,
+                              "seconds": round(time.perf_counter() - started, 3)}},
+        )  # fmt: skip
+
+    def install(self, verified: artifact.Artifact, settings: Settings) -> None:
+        """Open a session on an already verified artifact and mark the holder ready."""
+        meta = verified.metadata
+        scorer = Scorer(verified, settings.intra_op_threads, settings.inter_op_threads)
+        scorer.warm_up()
+        self.model = LoadedModel(
+            scorer=scorer,
+            name=meta.name,
+            digest=meta.digest,
+            features=tuple(meta.features),
+            threshold=meta.threshold if settings.threshold is None else settings.threshold,
+            trained_threshold=meta.threshold,
+        )
+        self.status = Status.OK
+        self.reason = ""
+
+    def drain(self) -> None:
+        """Stop taking new predictions (shutdown has begun)."""
+        self.status = Status.DRAINING
+        self.reason = "server is shutting down"
+
+    def ready(self) -> LoadedModel:
+        """The model, or a 503 with Retry-After when not ready."""
+        if self.status is Status.OK and self.model is not None:
+            return self.model
+        raise ApiError(
+            503,
+            f"model_{self.status.value}",
+            f"model {self.status.value}: {self.reason}",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )

@@ -1,0 +1,58 @@
+"""Run the app under uvicorn with gridscore's process settings.
+
+With ``--workers N`` uvicorn's supervisor binds the listening socket itself with protocol 0, and
+asyncio only sets TCP_NODELAY on accepted sockets whose listener says IPPROTO_TCP. Nagle's
+algorithm then holds back each keep-alive response until the client's delayed ACK (~40 ms).
+The protocol class below sets TCP_NODELAY on every accepted connection, whatever bound it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from app import logs
+from app.settings import Settings
+
+
+def set_nodelay(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class NoDelayHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with TCP_NODELAY on each connection."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        set_nodelay(transport)
+        super().connection_made(transport)
+
+
+def uvicorn_options(settings: Settings, app: str) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.run`` serving the factory ``app``."""
+    return {
+        "app": app,
+        "factory": True,
+        "host": settings.host,
+        "port": settings.port,
+        "workers": settings.workers,
+        "http": "app.server:NoDelayHttpToolsProtocol",
+        "loop": "uvloop",
+        "lifespan": "on",
+        "log_config": logs.uvicorn_log_config(settings.log_level),
+        "access_log": False,
+        "server_header": False,
+        # Open SSE streams would otherwise hold shutdown forever.
+        "timeout_graceful_shutdown": settings.graceful_timeout,
+        "timeout_keep_alive": 5,
+    }
+
+
+def serve(settings: Settings, app: str = "app.factory:create_served_app") -> None:
+    """Serve until SIGINT/SIGTERM (blocks)."""
+    uvicorn.run(**uvicorn_options(settings, app))
