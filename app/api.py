@@ -6,7 +6,8 @@ import time
 
 import anyio.to_thread
 from litestar import MediaType, Response, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody
 
 from app.decoding import PredictRequestDTO
 from app.errors import ApiError
@@ -33,11 +34,11 @@ from app.settings import Settings
     ),
 )
 async def predict(
-    data: PredictRequest,
-    holder: ModelHolder,
-    metrics: Metrics,
-    settings: Settings,
-    served_by: str,
+    data: JSONBody[PredictRequest],
+    holder: NamedDependency[ModelHolder],
+    metrics: NamedDependency[Metrics],
+    settings: NamedDependency[Settings],
+    served_by: NamedDependency[str],
 ) -> PredictResponse:
     readings = data.readings
     count = len(readings)
@@ -68,7 +69,9 @@ async def predict(
 
 
 @get("/health", summary="Readiness: 200 only with a verified model loaded", sync_to_thread=False)
-def health(holder: ModelHolder, served_by: str) -> Response[HealthResponse]:
+def health(
+    holder: NamedDependency[ModelHolder], served_by: NamedDependency[str]
+) -> Response[HealthResponse]:
     model = holder.model
     if holder.status is Status.OK and model is not None:
         body = HealthResponse(
@@ -90,7 +93,7 @@ def live() -> dict[str, str]:
 
 @get("/metrics", summary="Prometheus metrics (sum over all workers)", sync_to_thread=False,
      include_in_schema=True, media_type=MediaType.TEXT)  # fmt: skip
-def metrics_endpoint(metrics: Metrics) -> Response[bytes]:
+def metrics_endpoint(metrics: NamedDependency[Metrics]) -> Response[bytes]:
     return Response(metrics.exposition(), media_type=metrics.content_type)
 
 

@@ -39,7 +39,9 @@ def ensure_artifact(settings: Settings) -> str | None:
             f"no model artifact at {where}; TRAIN_IF_MISSING=1 but the training extra is not "
             "installed (pip install '.[train]'), or provide an artifact in MODEL_DIR"
         )
-    print(f"gridscore: no artifact at {where}; running the convert step", file=sys.stderr, flush=True)
+    print(
+        f"gridscore: no artifact at {where}; running the convert step", file=sys.stderr, flush=True
+    )
     # A separate process: scikit-learn never enters the serving process's memory.
     command = [sys.executable, "-m", "convert", "--model-dir", str(settings.model_dir),
                "--name", settings.model_name]  # fmt: skip
@@ -89,7 +91,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    path = args.path or artifact.find(settings.model_dir, settings.model_name, settings.model_digest)
+    path = args.path or artifact.find(
+        settings.model_dir, settings.model_name, settings.model_digest
+    )
     if path is None:
         return _fail(f"no artifact in {settings.model_dir}")
     try:

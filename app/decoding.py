@@ -26,7 +26,9 @@ _NAMED_FIELD = re.compile(r"field `(?P<name>[^`]+)`")
 
 def is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 def decode_predict_request(body: bytes, content_type: str) -> PredictRequest:
@@ -51,15 +53,14 @@ def decode_predict_request(body: bytes, content_type: str) -> PredictRequest:
 
 
 def _field_error(message: str) -> ApiError:
+    # msgspec ends a message with " - at `$.path`", except for errors at the top level.
     match = _AT_PATH.match(message)
-    if match is None:
-        return ApiError(422, "invalid_field", message)
-    path = match["path"]
-    named = _NAMED_FIELD.search(match["message"])
+    text, path = (match["message"], match["path"]) if match else (message, "$")
+    named = _NAMED_FIELD.search(text)
     if named is not None:  # missing or unknown field: point at the field itself
         path = f"{path}.{named['name']}"
-    detail = message
-    if match["message"] == "Number out of range":
+    detail = f"{text} - at `{path}`" if named or match else message
+    if text == "Number out of range":
         detail = f"number out of range (overflows to infinity) - at `{path}`"
     return ApiError(422, "invalid_field", detail, path)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response
@@ -43,13 +44,18 @@ class ApiError(HTTPException):
         self.field = field
 
 
-def error_response(status: int, code: str, detail: str, field: str | None = None,
-                   headers: Mapping[str, str] | None = None) -> Response[bytes]:
+def error_response(
+    status: int,
+    code: str,
+    detail: str,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response[bytes]:
     body = msgspec.json.encode(ErrorBody(status=status, error=code, detail=detail, field=field))
     return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
 
 
-def handle_exception(request: Request[object, object, object], exc: Exception) -> Response[bytes]:
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     """Turn any exception into an ErrorBody response; log one line per error."""
     if isinstance(exc, ApiError):
         status, code, detail, field = exc.status_code, exc.code, exc.detail, exc.field

@@ -12,6 +12,8 @@ import os
 import time
 from typing import Any
 
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -22,8 +24,6 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("gridscore.access")
 
@@ -36,7 +36,7 @@ BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20
 UNMATCHED = "<unmatched>"
 
 # The *_created series double the exposition and no dashboard or rule of ours reads them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 def multiprocess_dir() -> str | None:
@@ -81,7 +81,9 @@ class Metrics:
         directory = multiprocess_dir()
         if directory:
             self._exposition_registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(self._exposition_registry, path=directory)
+            multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+                self._exposition_registry, path=directory
+            )
 
     def exposition(self) -> bytes:
         """The Prometheus text format: the sum over all workers in multiprocess mode."""
@@ -96,9 +98,10 @@ class MetricsMiddleware:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
+        http_scope = scope
         status = 500
         started = time.perf_counter()
 
@@ -116,7 +119,7 @@ class MetricsMiddleware:
             metrics.in_flight.dec()
             elapsed = time.perf_counter() - started
             path = scope.get("path_template") or UNMATCHED
-            method = scope["method"]
+            method = http_scope["method"]
             metrics.requests.labels(path, method, str(status)).inc()
             if status < 400:
                 metrics.request_latency.labels(path, method).observe(elapsed)

@@ -63,7 +63,9 @@ class ModelHolder:
         except (artifact.ArtifactError, ValueError, RuntimeError) as exc:
             self.status = Status.UNAVAILABLE
             self.reason = str(exc)
-            log.error("model refused: %s", exc, extra={"fields": {"model_dir": str(settings.model_dir)}})
+            log.error(
+                "model refused: %s", exc, extra={"fields": {"model_dir": str(settings.model_dir)}}
+            )
             return
         assert self.model is not None
         log.info(

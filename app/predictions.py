@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from itertools import chain
 from operator import attrgetter
 
@@ -12,6 +13,7 @@ from app.schemas import Prediction, PredictResponse, Reading
 
 def feature_matrix(readings: list[Reading], features: tuple[str, ...]) -> np.ndarray:
     """Rows of ``features`` (in that order) as float32, built without a Python-level loop."""
+    values: Iterable[float]
     if len(features) == 1:  # attrgetter of one name yields scalars, not tuples
         values = map(attrgetter(features[0]), readings)
     else:

@@ -21,7 +21,10 @@ Hertz = Annotated[
     float, msgspec.Meta(ge=-FLOAT32_MAX, le=FLOAT32_MAX, description=f"Frequency, Hz. {_FINITE}")
 ]
 Timestamp = Annotated[
-    str, msgspec.Meta(max_length=64, description="When the reading was taken (free-form, e.g. RFC 3339).")
+    str,
+    msgspec.Meta(
+        max_length=64, description="When the reading was taken (free-form, e.g. RFC 3339)."
+    ),
 ]
 
 

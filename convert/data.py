@@ -22,7 +22,9 @@ DISTRIBUTIONS = {
 
 
 def describe_distributions() -> dict[str, str]:
-    return {name: f"{kind}(mean={mean}, sd={sd})" for name, (kind, mean, sd) in DISTRIBUTIONS.items()}
+    return {
+        name: f"{kind}(mean={mean}, sd={sd})" for name, (kind, mean, sd) in DISTRIBUTIONS.items()
+    }
 
 
 def normal_points(rows: int, rng: np.random.Generator) -> np.ndarray:

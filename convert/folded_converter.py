@@ -2,9 +2,9 @@
 
 skl2onnx's stock converter emits one single-tree ensemble plus ~22 arithmetic nodes per tree
 (~5,400 nodes for 200 trees), and most of its run time is that arithmetic. Here each leaf
-carries its whole contribution to the path length, ``edges from the root + c(leaf size)``, so a single
-``TreeEnsembleRegressor`` with ``SUM`` aggregation yields the total path length ``P`` and two
-element-wise nodes finish the paper's score ``2 ** (-P / (T * c(psi)))``.
+carries its whole contribution to the path length, ``edges from the root + c(leaf size)``,
+so a single ``TreeEnsembleRegressor`` with ``SUM`` aggregation yields the total path length
+``P`` and two element-wise nodes finish the paper's score ``2 ** (-P / (T * c(psi)))``.
 
 Thresholds: sklearn walks float32 inputs against float64 thresholds. For a float32 ``x``,
 ``x <= t`` holds exactly when ``x <= f``, with ``f`` the largest float32 not above ``t``; storing
@@ -59,7 +59,8 @@ def _node_depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 def ensemble_attributes(model: IsolationForest) -> dict[str, Any]:
     """TreeEnsembleRegressor attributes whose SUM is each row's total path length."""
     n_features = model.n_features_in_
-    node_tree, node_id, node_feature, node_mode = [], [], [], []
+    node_tree, node_id, node_feature = [], [], []
+    node_mode: list[str] = []
     node_value, node_true, node_false = [], [], []
     leaf_tree, leaf_node, leaf_weight = [], [], []
     for tree_index, (estimator, features) in enumerate(
@@ -155,7 +156,7 @@ def _convert(scope: Any, operator: Any, container: Any) -> None:
 
 
 def to_folded_onnx(model: IsolationForest) -> Any:
-    """The ONNX ModelProto of gridscore's one-node graph: input readings [N, 3], output score [N]."""
+    """gridscore's one-node graph as a ModelProto: input readings [N, 3], output score [N]."""
     return convert_sklearn(
         model,
         initial_types=[(INPUT_NAME, FloatTensorType([None, model.n_features_in_]))],

@@ -61,7 +61,8 @@ def _bisected(
         normal = model.decision_function(points.astype(np.float32)) >= 0
         lo = np.where(normal, mid, lo)
         hi = np.where(normal, hi, mid)
-    return inside + lo[:, None] * (outside - inside)
+    boundary: np.ndarray = inside + lo[:, None] * (outside - inside)
+    return boundary
 
 
 def _on_thresholds(model: IsolationForest, rows: int, rng: np.random.Generator) -> np.ndarray:

@@ -39,9 +39,7 @@ def onnx_scorer(model_bytes: bytes) -> Callable[[np.ndarray], np.ndarray]:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(
-        model_bytes, options, providers=["CPUExecutionProvider"]
-    )
+    session = onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
     return lambda rows: session.run([OUTPUT_NAME], {INPUT_NAME: rows})[0]
 
 
@@ -85,12 +83,12 @@ def run(
     model_bytes = _stamp(to_folded_onnx(model), props)
     digest = artifact.sha256_hex(model_bytes)
     seconds["compile"] = time.perf_counter() - started
-    say("compile", f"one TreeEnsembleRegressor node, {len(model_bytes)} bytes, sha256 {digest[:12]}")
+    say(
+        "compile", f"one TreeEnsembleRegressor node, {len(model_bytes)} bytes, sha256 {digest[:12]}"
+    )
 
     started = time.perf_counter()
-    report = parity.measure(
-        model, onnx_scorer(model_bytes), parity.build_set(model, parity_points)
-    )
+    report = parity.measure(model, onnx_scorer(model_bytes), parity.build_set(model, parity_points))
     seconds["verify"] = time.perf_counter() - started
     say(
         "verify",

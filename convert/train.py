@@ -19,7 +19,8 @@ def fit(matrix: np.ndarray, **overrides: Any) -> IsolationForest:
 
 def paper_scores(model: IsolationForest, matrix: np.ndarray) -> np.ndarray:
     """The anomaly score of the original paper, ``-score_samples``, in (0, 1]."""
-    return -model.score_samples(matrix)
+    scores: np.ndarray = -model.score_samples(matrix)
+    return scores
 
 
 def trained_threshold(model: IsolationForest) -> float:

@@ -1,0 +1,35 @@
+# The two commands of the README: `make serve` and `make test`. Both set up .venv from the lock.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: serve test test-quick lint convert bench clean
+
+serve: $(STAMP)  ## train+export the model if missing, then serve on http://127.0.0.1:8000
+	$(BIN)/gridscore serve
+
+test: $(STAMP) lint  ## the full suite, as CI runs it
+	$(BIN)/pytest
+
+test-quick: $(STAMP)  ## the quick set: no slow or system-tool tests
+	$(BIN)/pytest -m "not slow and not system"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+convert: $(STAMP)
+	$(BIN)/python -m convert
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+clean:
+	rm -rf $(VENV) models .pytest_cache .mypy_cache .ruff_cache

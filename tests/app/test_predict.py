@@ -1,0 +1,232 @@
+"""POST /predict: the DESIGN contract, its polarity, and every row of its error table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from app.factory import create_api_app
+from app.settings import Settings
+from tests.conftest import DESIGN_EXAMPLE
+from tests.fakes import EchoScorer, ExplodingScorer, holder_with
+from tests.metrics_text import samples, value
+
+NOMINAL = {"voltage": 230.0, "current": 10.0, "frequency": 50.0}
+
+
+def test_design_example_flags_only_the_second_reading(client: TestClient[Litestar]) -> None:
+    response = client.post("/predict", json=DESIGN_EXAMPLE)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"predictions", "anomalies", "total", "served_by"}
+    first, second = body["predictions"]
+    assert set(first) == {"anomaly", "score"}
+    assert first["anomaly"] is False
+    assert second["anomaly"] is True
+    assert 0 < first["score"] < second["score"] <= 1
+    assert body["anomalies"] == 1
+    assert body["total"] == 2
+    host, pid = body["served_by"].rsplit(":", 1)
+    assert host
+    assert pid.isdigit()
+
+
+def test_far_out_readings_score_higher_than_nominal_ones(
+    client: TestClient[Litestar], rng: np.random.Generator
+) -> None:
+    nominal = rng.normal([230, 10, 50], [3, 1.5, 0.02], (200, 3))
+    far = rng.normal([230, 10, 50], [3, 1.5, 0.02], (200, 3)) * rng.choice([0.7, 1.4], (200, 3))
+    readings = [dict(zip(("voltage", "current", "frequency"), row, strict=True)) for row in
+                np.vstack([nominal, far]).tolist()]  # fmt: skip
+    scores = np.array(
+        [
+            p["score"]
+            for p in client.post("/predict", json={"readings": readings}).json()["predictions"]
+        ]
+    )
+    assert np.median(scores[200:]) > np.median(scores[:200])
+    assert scores[200:].min() > np.median(scores[:200])
+
+
+def test_predictions_keep_request_order(settings: Settings) -> None:
+    holder = holder_with(EchoScorer(), threshold=0.25)
+    voltages = [100.0, 300.0, 200.0, 260.0]
+    readings = [{**NOMINAL, "voltage": v} for v in voltages]
+    with TestClient(create_api_app(settings, holder=holder)) as client:
+        body = client.post("/predict", json={"readings": readings}).json()
+    assert [p["score"] for p in body["predictions"]] == pytest.approx([v / 1000 for v in voltages])
+    assert [p["anomaly"] for p in body["predictions"]] == [False, True, False, True]
+    assert body["anomalies"] == 2
+
+
+def test_large_batches_score_off_the_event_loop_with_the_same_result(
+    client: TestClient[Litestar], settings: Settings
+) -> None:
+    readings = [{**NOMINAL, "voltage": 200 + i % 60} for i in range(settings.inline_rows + 100)]
+    body = client.post("/predict", json={"readings": readings}).json()
+    small = client.post("/predict", json={"readings": readings[:50]}).json()
+    assert body["total"] == len(readings)
+    assert body["predictions"][:50] == small["predictions"]
+
+
+def _reading(**changes: Any) -> dict[str, Any]:
+    return {**NOMINAL, **changes}
+
+
+ERROR_CASES = [
+    # (id, body bytes or JSON, content type, status, error code, field)
+    ("empty batch", {"readings": []}, None, 400, "empty_batch", "$.readings"),
+    ("empty body", b"", None, 400, "bad_request", None),
+    ("malformed JSON", b'{"readings": [', None, 400, "malformed_json", None),
+    ("string for number", {"readings": [_reading(voltage="230")]}, None, 422, "invalid_field",
+     "$.readings[0].voltage"),
+    ("bool for number", {"readings": [_reading(current=True)]}, None, 422, "invalid_field",
+     "$.readings[0].current"),
+    ("missing field", {"readings": [{"voltage": 230, "current": 10}]}, None, 422, "invalid_field",
+     "$.readings[0].frequency"),
+    ("unknown field", {"readings": [_reading(phase=3)]}, None, 422, "invalid_field",
+     "$.readings[0].phase"),
+    ("unknown top-level field", {"readings": [NOMINAL], "x": 1}, None, 422, "invalid_field", "$.x"),
+    ("readings not a list", {"readings": NOMINAL}, None, 422, "invalid_field", "$.readings"),
+    ("NaN literal", b'{"readings": [{"voltage": NaN, "current": 10, "frequency": 50}]}', None, 422,
+     "invalid_field", "$.readings[0].voltage"),
+    ("Infinity literal", b'{"readings": [{"voltage": 230, "current": 10, "frequency": Infinity}]}',
+     None, 422, "invalid_field", "$.readings[0].frequency"),
+    ("-Infinity literal", b'{"readings": [{"voltage": 230, "current": -Infinity, "frequency": 50}]}',
+     None, 422, "invalid_field", "$.readings[0].current"),
+    ("1e309 overflow", b'{"readings": [{"voltage": 1e309, "current": 10, "frequency": 50}]}', None,
+     422, "invalid_field", "$.readings[0].voltage"),
+    ("beyond float32", {"readings": [_reading(voltage=1e39)]}, None, 422, "invalid_field",
+     "$.readings[0].voltage"),
+    ("timestamp not a string", {"readings": [_reading(timestamp=5)]}, None, 422, "invalid_field",
+     "$.readings[0].timestamp"),
+    ("text/plain", b'{"readings": []}', "text/plain", 415, "unsupported_media_type", None),
+    ("form encoded", b"voltage=230", "application/x-www-form-urlencoded", 415,
+     "unsupported_media_type", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code", "field"),
+    [pytest.param(*case[1:], id=case[0]) for case in ERROR_CASES],
+)
+def test_error_table(
+    client: TestClient[Litestar],
+    body: Any,
+    content_type: str | None,
+    status: int,
+    code: str,
+    field: str | None,
+) -> None:
+    before = client.get("/metrics").text
+    if isinstance(body, bytes):
+        response = client.post(
+            "/predict", content=body, headers={"content-type": content_type or "application/json"}
+        )
+    else:
+        response = client.post("/predict", json=body)
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert error["status"] == status
+    assert error["error"] == code
+    assert error["detail"]
+    assert error.get("field") == field
+    _assert_only_requests_total_moved(before, client.get("/metrics").text, status)
+    assert client.get("/health").status_code == 200
+
+
+def _assert_only_requests_total_moved(before: str, after: str, status: int) -> None:
+    """A rejected request changes requests_total for its status and nothing else."""
+
+    def relevant(text: str) -> dict[Any, float]:
+        # Scraping /metrics counts itself; leave those series out of the comparison.
+        return {k: v for k, v in samples(text).items() if ("path", "/metrics") not in k[1]}
+
+    old, new = relevant(before), relevant(after)
+    changed = {key for key in old.keys() | new.keys() if old.get(key, 0.0) != new.get(key, 0.0)}
+    key = ("requests_total", (("method", "POST"), ("path", "/predict"), ("status", str(status))))
+    assert changed == {key}
+    assert new[key] - old.get(key, 0.0) == 1
+
+
+def test_batch_over_max_batch_is_413(settings: Settings, model_dir: Any) -> None:
+    small = Settings(model_dir=model_dir, max_batch=3)
+    with TestClient(create_api_app(small)) as client:
+        ok = client.post("/predict", json={"readings": [NOMINAL] * 3})
+        too_many = client.post("/predict", json={"readings": [NOMINAL] * 4})
+    assert ok.status_code == 200
+    assert too_many.status_code == 413
+    assert too_many.json()["error"] == "batch_too_large"
+
+
+def test_body_over_limit_is_413(model_dir: Any) -> None:
+    with TestClient(create_api_app(Settings(model_dir=model_dir, max_body_bytes=2048))) as client:
+        response = client.post("/predict", json={"readings": [NOMINAL] * 100})
+    assert response.status_code == 413
+    assert response.json()["error"] == "body_too_large"
+
+
+def test_model_not_loaded_is_503_with_retry_after(settings: Settings) -> None:
+    from app.model import ModelHolder
+
+    holder = ModelHolder()
+    holder.load = lambda settings: None  # type: ignore[method-assign]  # stays "loading"
+    with TestClient(create_api_app(settings, holder=holder)) as client:
+        response = client.post("/predict", json={"readings": [NOMINAL]})
+        health = client.get("/health")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["error"] == "model_loading"
+    assert health.status_code == 503
+    assert health.json()["status"] == "loading"
+
+
+def test_unexpected_failure_is_a_json_500_without_a_stack_trace(settings: Settings) -> None:
+    with TestClient(create_api_app(settings, holder=holder_with(ExplodingScorer()))) as client:
+        response = client.post("/predict", json={"readings": [NOMINAL]})
+        metrics = client.get("/metrics").text
+    assert response.status_code == 500
+    assert response.json() == {
+        "status": 500,
+        "error": "internal_error",
+        "detail": "internal error; the server log has the details",
+    }
+    assert "Traceback" not in response.text
+    assert value(metrics, "requests_total", path="/predict", status="500") == 1
+
+
+def test_success_updates_the_request_metrics(client: TestClient[Litestar]) -> None:
+    client.post("/predict", json=DESIGN_EXAMPLE)
+    text = client.get("/metrics").text
+    assert value(text, "requests_total", path="/predict", method="POST", status="200") == 1
+    assert value(text, "request_latency_seconds_count", path="/predict") == 1
+    assert value(text, "inference_latency_seconds_count") == 1
+    assert value(text, "batch_size_readings_sum") == 2
+    assert value(text, "readings_total") == 2
+    assert value(text, "anomalies_total") == 1
+    assert value(text, "in_flight_requests") == 1  # the /metrics request itself
+    assert value(text, "model_info") == 1
+
+
+def test_unknown_path_is_a_json_404(client: TestClient[Litestar]) -> None:
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+def test_health_live_and_schema(client: TestClient[Litestar]) -> None:
+    health = client.get("/health").json()
+    assert health["status"] == "ok"
+    assert health["features"] == ["voltage", "current", "frequency"]
+    assert len(health["model"]["digest"]) == 64
+    assert health["model"]["name"] == "gridscore-iforest"
+    assert client.get("/live").json() == {"status": "alive"}
+    schema = client.get("/schema/openapi.json").json()
+    assert {"/predict", "/health", "/live", "/metrics"} <= set(schema["paths"])
+    reading = schema["components"]["schemas"]["Reading"]
+    assert set(reading["required"]) == {"voltage", "current", "frequency"}

@@ -1,0 +1,42 @@
+"""Fake scorers and holders for tests that must control what the model does."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.model import LoadedModel, ModelHolder, Status
+
+FEATURES = ("voltage", "current", "frequency")
+
+
+class ExplodingScorer:
+    """Raises inside inference, as a corrupted session would."""
+
+    features = FEATURES
+
+    def score(self, matrix: np.ndarray) -> np.ndarray:
+        raise RuntimeError("simulated onnxruntime failure")
+
+
+class EchoScorer:
+    """Scores each row with its voltage / 1000, so tests know the answer."""
+
+    features = FEATURES
+
+    def score(self, matrix: np.ndarray) -> np.ndarray:
+        return (matrix[:, 0] / 1000.0).astype(np.float32)
+
+
+def holder_with(scorer: object, threshold: float = 0.5) -> ModelHolder:
+    holder = ModelHolder()
+    holder.model = LoadedModel(
+        scorer=scorer,  # type: ignore[arg-type]
+        name="fake",
+        digest="0" * 64,
+        features=FEATURES,
+        threshold=threshold,
+        trained_threshold=threshold,
+    )
+    holder.status = Status.OK
+    holder.reason = ""
+    return holder
