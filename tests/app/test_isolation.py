@@ -19,7 +19,8 @@ with TestClient(create_api_app(Settings(model_dir=Path(sys.argv[1])))) as client
         "/predict", json={"readings": [{"voltage": 230, "current": 10, "frequency": 50}]}
     )
     assert response.status_code == 200, response.text
-loaded = sorted(m for m in sys.modules if m.split(".")[0] in {"sklearn", "skl2onnx", "onnx", "convert"})
+training = {"sklearn", "skl2onnx", "onnx", "convert"}
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in training)
 print("LOADED", loaded)
 """
 
