@@ -1,0 +1,1 @@
+"""Benchmarks: the kernel (sklearn vs ONNX graphs) and the service under load."""

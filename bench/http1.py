@@ -1,0 +1,94 @@
+"""A lean asyncio HTTP/1.1 client for load generation.
+
+httpx spends a few hundred microseconds of Python per request, which would swamp the latency of
+a sub-millisecond scorer; this client writes a prebuilt request and reads a Content-Length
+response, nothing else. It speaks just enough HTTP for gridscore's JSON endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+
+class ProtocolError(RuntimeError):
+    """The server sent something this client does not read (chunked body, bad status line)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    port: int
+    path: str
+
+    @classmethod
+    def parse(cls, url: str) -> Target:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"only http://host:port/path URLs are supported, got {url!r}")
+        return cls(parts.hostname, parts.port or 80, parts.path or "/")
+
+
+def build_request(method: str, target: Target, body: bytes = b"", close: bool = False) -> bytes:
+    head = [
+        f"{method} {target.path} HTTP/1.1",
+        f"Host: {target.host}:{target.port}",
+        "Connection: close" if close else "Connection: keep-alive",
+    ]
+    if body or method == "POST":
+        head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    keep_alive: bool
+
+
+class Connection:
+    """One TCP connection; ``request`` sends prebuilt bytes and reads one response."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.open = True
+
+    @classmethod
+    async def connect(cls, target: Target) -> Connection:
+        reader, writer = await asyncio.open_connection(target.host, target.port)
+        return cls(reader, writer)
+
+    async def request(self, raw: bytes) -> Response:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        try:
+            status = int(lines[0].split(" ", 2)[1])
+        except (IndexError, ValueError):
+            raise ProtocolError(f"bad status line {lines[0]!r}") from None
+        length, keep_alive = 0, True
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection" and value.strip().lower() == "close":
+                keep_alive = False
+            elif name == "transfer-encoding":
+                raise ProtocolError("chunked responses are not supported")
+        body = await self.reader.readexactly(length) if length else b""
+        if not keep_alive:
+            await self.close()
+        return Response(status, body, keep_alive)
+
+    async def close(self) -> None:
+        if self.open:
+            self.open = False
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except OSError:
+                pass

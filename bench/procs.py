@@ -1,0 +1,45 @@
+"""Process facts from /proc: children of a server, resident and proportional memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    """uvicorn's worker processes under a ``gridscore serve`` supervisor (or the server itself)."""
+    spawned = [p for p in children(server_pid) if "spawn_main" in cmdline(p)]
+    return spawned or [server_pid]
+
+
+def memory_mib(pid: int) -> dict[str, float]:
+    """RSS (what `top` shows) and PSS (shared pages split between the processes sharing them)."""
+    result = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            result["rss_mib"] = round(int(line.split()[1]) / 1024, 1)
+    rollup = Path(f"/proc/{pid}/smaps_rollup")
+    if rollup.exists():
+        for line in rollup.read_text().splitlines():
+            if line.startswith("Pss:"):
+                result["pss_mib"] = round(int(line.split()[1]) / 1024, 1)
+    return result
