@@ -91,8 +91,13 @@ def live() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@get("/metrics", summary="Prometheus metrics (sum over all workers)", sync_to_thread=False,
-     include_in_schema=True, media_type=MediaType.TEXT)  # fmt: skip
+@get(
+    "/metrics",
+    summary="Prometheus metrics (sum over all workers)",
+    sync_to_thread=False,
+    include_in_schema=True,
+    media_type=MediaType.TEXT,
+)
 def metrics_endpoint(metrics: NamedDependency[Metrics]) -> Response[bytes]:
     return Response(metrics.exposition(), media_type=metrics.content_type)
 

@@ -43,8 +43,15 @@ def ensure_artifact(settings: Settings) -> str | None:
         f"gridscore: no artifact at {where}; running the convert step", file=sys.stderr, flush=True
     )
     # A separate process: scikit-learn never enters the serving process's memory.
-    command = [sys.executable, "-m", "convert", "--model-dir", str(settings.model_dir),
-               "--name", settings.model_name]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "convert",
+        "--model-dir",
+        str(settings.model_dir),
+        "--name",
+        settings.model_name,
+    ]
     if subprocess.run(command, check=False).returncode != 0:
         return "the convert step failed (see its output above)"
     return None
@@ -103,9 +110,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     meta = verified.metadata
     print(f"{verified.path.name}: sha256 verified ({meta.digest})")
     print(f"  features {meta.features}, threshold {meta.threshold:.6f}, graph {meta.graph}")
-    print(f"  parity: max |score diff| {meta.parity.max_abs_score_diff:.2e} over "
-          f"{meta.parity.points} points, {meta.parity.label_mismatches_outside_band} label "
-          "mismatches outside the band")  # fmt: skip
+    print(
+        f"  parity: max |score diff| {meta.parity.max_abs_score_diff:.2e} over "
+        f"{meta.parity.points} points, {meta.parity.label_mismatches_outside_band} label "
+        "mismatches outside the band"
+    )
     return 0
 
 

@@ -29,9 +29,25 @@ log = logging.getLogger("gridscore.access")
 
 # Sub-millisecond buckets first: a warm batch-1 request takes well under a millisecond.
 LATENCY_BUCKETS = (
-    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.0075,
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)  # fmt: skip
+    0.0001,
+    0.00025,
+    0.0005,
+    0.00075,
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
 UNMATCHED = "<unmatched>"
 
@@ -52,31 +68,45 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "requests_total", "HTTP requests by route template, method and status.",
-            ["path", "method", "status"], registry=r,
-        )  # fmt: skip
+            "requests_total",
+            "HTTP requests by route template, method and status.",
+            ["path", "method", "status"],
+            registry=r,
+        )
         self.request_latency = Histogram(
-            "request_latency_seconds", "Time to serve a request that succeeded (status < 400).",
-            ["path", "method"], buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "request_latency_seconds",
+            "Time to serve a request that succeeded (status < 400).",
+            ["path", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.inference_latency = Histogram(
-            "inference_latency_seconds", "Time inside onnxruntime per batch.",
-            buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "inference_latency_seconds",
+            "Time inside onnxruntime per batch.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.batch_size = Histogram(
-            "batch_size_readings", "Readings per scored request.",
-            buckets=BATCH_BUCKETS, registry=r,
-        )  # fmt: skip
+            "batch_size_readings",
+            "Readings per scored request.",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
         self.readings = Counter("readings_total", "Readings scored.", registry=r)
         self.anomalies = Counter("anomalies_total", "Readings flagged as anomalies.", registry=r)
         self.in_flight = Gauge(
-            "in_flight_requests", "Requests being served now.",
-            multiprocess_mode="livesum", registry=r,
-        )  # fmt: skip
+            "in_flight_requests",
+            "Requests being served now.",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         self.model_info = Gauge(
-            "model_info", "The model being served (value 1).", ["name", "digest"],
-            multiprocess_mode="livemax", registry=r,
-        )  # fmt: skip
+            "model_info",
+            "The model being served (value 1).",
+            ["name", "digest"],
+            multiprocess_mode="livemax",
+            registry=r,
+        )
         self._exposition_registry = self.registry
         directory = multiprocess_dir()
         if directory:
@@ -126,9 +156,15 @@ class MetricsMiddleware:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug(
                     "request",
-                    extra={"fields": {"method": method, "path": path, "status": status,
-                                      "ms": round(elapsed * 1000, 3)}},
-                )  # fmt: skip
+                    extra={
+                        "fields": {
+                            "method": method,
+                            "path": path,
+                            "status": status,
+                            "ms": round(elapsed * 1000, 3),
+                        }
+                    },
+                )
 
 
 def middleware_factory(metrics: Metrics) -> Any:

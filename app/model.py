@@ -70,10 +70,15 @@ class ModelHolder:
         assert self.model is not None
         log.info(
             "model loaded",
-            extra={"fields": {"file": path.name, "digest": self.model.digest,
-                              "threshold": self.model.threshold,
-                              "seconds": round(time.perf_counter() - started, 3)}},
-        )  # fmt: skip
+            extra={
+                "fields": {
+                    "file": path.name,
+                    "digest": self.model.digest,
+                    "threshold": self.model.threshold,
+                    "seconds": round(time.perf_counter() - started, 3),
+                }
+            },
+        )
 
     def install(self, verified: artifact.Artifact, settings: Settings) -> None:
         """Open a session on an already verified artifact and mark the holder ready."""

@@ -8,6 +8,7 @@ response, nothing else. It speaks just enough HTTP for gridscore's JSON endpoint
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -88,7 +89,5 @@ class Connection:
         if self.open:
             self.open = False
             self.writer.close()
-            try:
+            with contextlib.suppress(OSError):
                 await self.writer.wait_closed()
-            except OSError:
-                pass

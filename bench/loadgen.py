@@ -156,7 +156,7 @@ class _Runner:
             response = await asyncio.wait_for(
                 conn.request(self.raw[ticket % len(self.raw)]), self.spec.timeout
             )
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
             result.errors[type(exc).__name__] += 1
             if conn is not None:
                 await conn.close()
@@ -263,8 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     json.dump(report, sys.stdout, indent=2)
     print()
     if report.get("generator_bound"):
-        print("note: throughput is within 80% of the generator's own ceiling; the load "
-              "generator, not the server, may be the bottleneck", file=sys.stderr)  # fmt: skip
+        print(
+            "note: throughput is within 80% of the generator's own ceiling; the load "
+            "generator, not the server, may be the bottleneck",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -50,8 +50,15 @@ def server(
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
     """A running server; yields (process, port, seconds from spawn to the first 200 /health)."""
     port = _free_port()
-    environment = {**os.environ, "MODEL_DIR": str(model_dir), "TRAIN_IF_MISSING": "0",
-                   "WORKERS": str(workers), "PORT": str(port), "LOG_LEVEL": "warning", **env}  # fmt: skip
+    environment = {
+        **os.environ,
+        "MODEL_DIR": str(model_dir),
+        "TRAIN_IF_MISSING": "0",
+        "WORKERS": str(workers),
+        "PORT": str(port),
+        "LOG_LEVEL": "warning",
+        **env,
+    }
     environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
     argv = command or [sys.executable, "-m", "app", "serve"]
     if command:  # a raw uvicorn command needs the port and a metrics folder spelled out
@@ -59,8 +66,9 @@ def server(
         environment["PROMETHEUS_MULTIPROC_DIR"] = str(RESULTS / f".metrics-{port}")
         Path(environment["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    process = subprocess.Popen(argv, env=environment, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        argv, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = started + 60
         while not _health_ok(port):
@@ -86,8 +94,13 @@ def cold_start(model_dir: Path, workers: int, runs: int) -> dict[str, Any]:
     for _ in range(runs):
         with server(model_dir, workers) as (_, _, ready):
             times.append(ready)
-    return {"workers": workers, "runs": runs, "median_s": round(statistics.median(times), 3),
-            "min_s": round(min(times), 3), "max_s": round(max(times), 3)}  # fmt: skip
+    return {
+        "workers": workers,
+        "runs": runs,
+        "median_s": round(statistics.median(times), 3),
+        "min_s": round(min(times), 3),
+        "max_s": round(max(times), 3),
+    }
 
 
 def single_connection(port: int, requests: int, batch: int = 1) -> dict[str, Any]:
@@ -99,11 +112,24 @@ def single_connection(port: int, requests: int, batch: int = 1) -> dict[str, Any
 
 def nagle_comparison(model_dir: Path, requests: int) -> dict[str, Any]:
     """uvicorn --workers 2 on the plain asyncio loop, stock protocol vs gridscore's."""
-    base = [sys.executable, "-m", "uvicorn", "app.factory:create_served_app", "--factory",
-            "--workers", "2", "--loop", "asyncio", "--log-level", "warning"]  # fmt: skip
+    base = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app.factory:create_served_app",
+        "--factory",
+        "--workers",
+        "2",
+        "--loop",
+        "asyncio",
+        "--log-level",
+        "warning",
+    ]
     result = {}
-    for name, http in (("stock_httptools", "httptools"),
-                       ("gridscore_nodelay", "app.server:NoDelayHttpToolsProtocol")):  # fmt: skip
+    for name, http in (
+        ("stock_httptools", "httptools"),
+        ("gridscore_nodelay", "app.server:NoDelayHttpToolsProtocol"),
+    ):
         with server(model_dir, 2, [*base, "--http", http]) as (_, port, _):
             summary = single_connection(port, requests)
         result[name] = {k: summary[k] for k in ("requests", "p50_ms", "p99_ms", "requests_per_s")}
@@ -113,15 +139,21 @@ def nagle_comparison(model_dir: Path, requests: int) -> dict[str, Any]:
 def throughput(port: int, batches: list[int], connections: int, duration: float) -> list[Any]:
     rows = []
     for batch in batches:
-        spec = loadgen.LoadSpec(f"http://127.0.0.1:{port}/predict", batch=batch,
-                                connections=connections, duration=duration)  # fmt: skip
+        spec = loadgen.LoadSpec(
+            f"http://127.0.0.1:{port}/predict",
+            batch=batch,
+            connections=connections,
+            duration=duration,
+        )
         rows.append(loadgen.run(spec).summary())
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.service", description=__doc__)
-    parser.add_argument("--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", "models")))
+    parser.add_argument(
+        "--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", "models"))
+    )
     parser.add_argument("--quick", action="store_true", help="small counts, for the test suite")
     parser.add_argument("--out", type=Path, default=RESULTS / "service.json")
     args = parser.parse_args(argv)
@@ -157,16 +189,22 @@ def main(argv: list[str] | None = None) -> int:
 def print_table(report: dict[str, Any]) -> None:
     print(f"service benchmark, {report['date']}, {report['machine']}")
     for row in report["cold_start"]:
-        print(f"  start to first 200 /health, {row['workers']} worker(s): "
-              f"median {row['median_s'] * 1000:.0f} ms over {row['runs']} runs")  # fmt: skip
+        print(
+            f"  start to first 200 /health, {row['workers']} worker(s): "
+            f"median {row['median_s'] * 1000:.0f} ms over {row['runs']} runs"
+        )
     for batch, row in report["single_connection_2_workers"].items():
-        print(f"  one keep-alive connection, 2 workers, batch {batch}: p50 {row['p50_ms']:.3f} ms,"
-              f" p99 {row['p99_ms']:.3f} ms, {row['requests_per_s']:.0f} req/s")  # fmt: skip
+        print(
+            f"  one keep-alive connection, 2 workers, batch {batch}: p50 {row['p50_ms']:.3f} ms,"
+            f" p99 {row['p99_ms']:.3f} ms, {row['requests_per_s']:.0f} req/s"
+        )
     for row in report["throughput_2_workers"]:
-        print(f"  {row['connections']} connections, batch {row['batch']}: "
-              f"{row['requests_per_s']:.0f} req/s, {row['rows_per_s']:.0f} rows/s, "
-              f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms, "
-              f"errors {row['errors_by_status'] or 0}")  # fmt: skip
+        print(
+            f"  {row['connections']} connections, batch {row['batch']}: "
+            f"{row['requests_per_s']:.0f} req/s, {row['rows_per_s']:.0f} rows/s, "
+            f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms, "
+            f"errors {row['errors_by_status'] or 0}"
+        )
     ceiling = report["generator_ceiling"]
     print(f"  generator ceiling (GET /live): {ceiling['requests_per_s']:.0f} req/s")
     for row in report["memory_per_worker_after_load"]:

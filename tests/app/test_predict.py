@@ -41,8 +41,10 @@ def test_far_out_readings_score_higher_than_nominal_ones(
 ) -> None:
     nominal = rng.normal([230, 10, 50], [3, 1.5, 0.02], (200, 3))
     far = rng.normal([230, 10, 50], [3, 1.5, 0.02], (200, 3)) * rng.choice([0.7, 1.4], (200, 3))
-    readings = [dict(zip(("voltage", "current", "frequency"), row, strict=True)) for row in
-                np.vstack([nominal, far]).tolist()]  # fmt: skip
+    readings = [
+        dict(zip(("voltage", "current", "frequency"), row, strict=True))
+        for row in np.vstack([nominal, far]).tolist()
+    ]
     scores = np.array(
         [
             p["score"]
@@ -83,32 +85,98 @@ ERROR_CASES = [
     ("empty batch", {"readings": []}, None, 400, "empty_batch", "$.readings"),
     ("empty body", b"", None, 400, "bad_request", None),
     ("malformed JSON", b'{"readings": [', None, 400, "malformed_json", None),
-    ("string for number", {"readings": [_reading(voltage="230")]}, None, 422, "invalid_field",
-     "$.readings[0].voltage"),
-    ("bool for number", {"readings": [_reading(current=True)]}, None, 422, "invalid_field",
-     "$.readings[0].current"),
-    ("missing field", {"readings": [{"voltage": 230, "current": 10}]}, None, 422, "invalid_field",
-     "$.readings[0].frequency"),
-    ("unknown field", {"readings": [_reading(phase=3)]}, None, 422, "invalid_field",
-     "$.readings[0].phase"),
+    (
+        "string for number",
+        {"readings": [_reading(voltage="230")]},
+        None,
+        422,
+        "invalid_field",
+        "$.readings[0].voltage",
+    ),
+    (
+        "bool for number",
+        {"readings": [_reading(current=True)]},
+        None,
+        422,
+        "invalid_field",
+        "$.readings[0].current",
+    ),
+    (
+        "missing field",
+        {"readings": [{"voltage": 230, "current": 10}]},
+        None,
+        422,
+        "invalid_field",
+        "$.readings[0].frequency",
+    ),
+    (
+        "unknown field",
+        {"readings": [_reading(phase=3)]},
+        None,
+        422,
+        "invalid_field",
+        "$.readings[0].phase",
+    ),
     ("unknown top-level field", {"readings": [NOMINAL], "x": 1}, None, 422, "invalid_field", "$.x"),
     ("readings not a list", {"readings": NOMINAL}, None, 422, "invalid_field", "$.readings"),
-    ("NaN literal", b'{"readings": [{"voltage": NaN, "current": 10, "frequency": 50}]}', None, 422,
-     "invalid_field", "$.readings[0].voltage"),
-    ("Infinity literal", b'{"readings": [{"voltage": 230, "current": 10, "frequency": Infinity}]}',
-     None, 422, "invalid_field", "$.readings[0].frequency"),
-    ("-Infinity literal", b'{"readings": [{"voltage": 230, "current": -Infinity, "frequency": 5}]}',
-     None, 422, "invalid_field", "$.readings[0].current"),
-    ("1e309 overflow", b'{"readings": [{"voltage": 1e309, "current": 10, "frequency": 50}]}', None,
-     422, "invalid_field", "$.readings[0].voltage"),
-    ("beyond float32", {"readings": [_reading(voltage=1e39)]}, None, 422, "invalid_field",
-     "$.readings[0].voltage"),
-    ("timestamp not a string", {"readings": [_reading(timestamp=5)]}, None, 422, "invalid_field",
-     "$.readings[0].timestamp"),
+    (
+        "NaN literal",
+        b'{"readings": [{"voltage": NaN, "current": 10, "frequency": 50}]}',
+        None,
+        422,
+        "invalid_field",
+        "$.readings[0].voltage",
+    ),
+    (
+        "Infinity literal",
+        b'{"readings": [{"voltage": 230, "current": 10, "frequency": Infinity}]}',
+        None,
+        422,
+        "invalid_field",
+        "$.readings[0].frequency",
+    ),
+    (
+        "-Infinity literal",
+        b'{"readings": [{"voltage": 230, "current": -Infinity, "frequency": 5}]}',
+        None,
+        422,
+        "invalid_field",
+        "$.readings[0].current",
+    ),
+    (
+        "1e309 overflow",
+        b'{"readings": [{"voltage": 1e309, "current": 10, "frequency": 50}]}',
+        None,
+        422,
+        "invalid_field",
+        "$.readings[0].voltage",
+    ),
+    (
+        "beyond float32",
+        {"readings": [_reading(voltage=1e39)]},
+        None,
+        422,
+        "invalid_field",
+        "$.readings[0].voltage",
+    ),
+    (
+        "timestamp not a string",
+        {"readings": [_reading(timestamp=5)]},
+        None,
+        422,
+        "invalid_field",
+        "$.readings[0].timestamp",
+    ),
     ("text/plain", b'{"readings": []}', "text/plain", 415, "unsupported_media_type", None),
-    ("form encoded", b"voltage=230", "application/x-www-form-urlencoded", 415,
-     "unsupported_media_type", None),
-]  # fmt: skip
+    (
+        "form encoded",
+        b"voltage=230",
+        "application/x-www-form-urlencoded",
+        415,
+        "unsupported_media_type",
+        None,
+    ),
+]
 
 
 @pytest.mark.parametrize(
