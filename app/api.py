@@ -13,8 +13,14 @@ from app.decoding import PredictRequestDTO
 from app.errors import ApiError
 from app.metrics import Metrics
 from app.model import ModelHolder, Status
-from app.predictions import build_response, feature_matrix
-from app.schemas import HealthResponse, ModelRef, PredictRequest, PredictResponse
+from app.predictions import breach_counts, build_response, feature_matrix
+from app.schemas import (
+    EnvelopeState,
+    HealthResponse,
+    ModelRef,
+    PredictRequest,
+    PredictResponse,
+)
 from app.settings import Settings
 
 
@@ -26,8 +32,11 @@ from app.settings import Settings
     summary="Score a batch of readings",
     description=(
         "Scores each reading with the IsolationForest. `score` is the paper's anomaly score "
-        "2^(-E[h(x)]/c(psi)) in (0, 1], higher is more anomalous; `anomaly` is "
-        "`score > threshold` (the trained threshold unless ANOMALY_THRESHOLD overrides it). "
+        "2^(-E[h(x)]/c(psi)) in (0, 1], higher is more anomalous. `anomaly` is true when "
+        "`score > threshold` (the trained threshold unless ANOMALY_THRESHOLD overrides it) OR "
+        "a feature lies outside the operating envelope; `out_of_range` then lists those "
+        "features with their direction (`voltage_low`, `current_high`, ...) and is omitted "
+        "when empty. The envelope in force is reported by /health. "
         "Errors: 400 empty batch or malformed JSON, 413 batch over MAX_BATCH or body over "
         "MAX_BODY_BYTES, 415 not JSON, 422 wrong type, missing, unknown or non-finite field, "
         "503 model not ready (with Retry-After)."
@@ -52,19 +61,22 @@ async def predict(
     matrix = feature_matrix(readings, model.features)
     started = time.perf_counter()
     if count <= settings.inline_rows:
-        scores = model.scorer.score(matrix)
+        scores, breaches = model.scorer.score(matrix)
     else:
         # Big batches run off the event loop so /live and /health stay quick meanwhile;
         # one at a time, as onnxruntime is pinned to one thread per worker.
-        scores = await anyio.to_thread.run_sync(
+        scores, breaches = await anyio.to_thread.run_sync(
             model.scorer.score, matrix, limiter=holder.big_batch_limiter
         )
     metrics.inference_latency.observe(time.perf_counter() - started)
-    response = build_response(scores, model.threshold, served_by)
+    response = build_response(scores, breaches, model.threshold, model.breach_names, served_by)
     metrics.batch_size.observe(count)
     metrics.readings.inc(count)
     if response.anomalies:
         metrics.anomalies.inc(response.anomalies)
+        if breaches.any():
+            for (feature, direction), n in breach_counts(breaches, model.features).items():
+                metrics.envelope_breaches.labels(feature, direction).inc(n)
     return response
 
 
@@ -80,6 +92,7 @@ def health(
             features=list(model.features),
             model=ModelRef(name=model.name, digest=model.digest),
             threshold=model.threshold,
+            envelope=EnvelopeState(source=model.envelope.source, bounds=model.envelope.bounds()),
         )
         return Response(body, status_code=200)
     body = HealthResponse(status=holder.status.value, served_by=served_by, reason=holder.reason)

@@ -20,7 +20,7 @@ import msgspec
 DIGEST_PREFIX_LEN = 12
 """Hex characters of the sha256 kept in the file name."""
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class ArtifactError(RuntimeError):
@@ -56,6 +56,20 @@ class TrainingInfo(msgspec.Struct, forbid_unknown_fields=True):
     ranges: dict[str, list[float]]
 
 
+class EnvelopeInfo(msgspec.Struct, forbid_unknown_fields=True):
+    """The operating envelope the graph guards, and the names of its inputs and output."""
+
+    bounds: dict[str, list[float]]
+    derivation: str
+    low_input: str
+    high_input: str
+    breach_output: str
+
+
+class _FormatOnly(msgspec.Struct):
+    format_version: int
+
+
 class Metadata(msgspec.Struct, forbid_unknown_fields=True):
     """The JSON written beside each ``.onnx`` file."""
 
@@ -69,6 +83,7 @@ class Metadata(msgspec.Struct, forbid_unknown_fields=True):
     input_name: str
     output_name: str
     threshold: float
+    envelope: EnvelopeInfo
     model: dict[str, Any]
     opset: dict[str, int]
     training: TrainingInfo
@@ -135,7 +150,14 @@ def load(path: Path) -> Artifact:
         raise ArtifactError(f"{path}: cannot read model file: {exc.strerror}") from None
     meta_file = metadata_path(path)
     try:
-        metadata = msgspec.json.decode(meta_file.read_bytes(), type=Metadata)
+        raw_metadata = meta_file.read_bytes()
+        version = msgspec.json.decode(raw_metadata, type=_FormatOnly).format_version
+        if version != FORMAT_VERSION:
+            raise ArtifactError(
+                f"{meta_file.name}: format_version {version}, this server reads "
+                f"{FORMAT_VERSION}; re-run `python -m convert` to publish a current artifact"
+            )
+        metadata = msgspec.json.decode(raw_metadata, type=Metadata)
     except OSError as exc:
         raise ArtifactError(f"{meta_file}: cannot read metadata: {exc.strerror}") from None
     except msgspec.MsgspecError as exc:
@@ -150,11 +172,6 @@ def load(path: Path) -> Artifact:
         raise ArtifactError(
             f"{path.name}: sha256 {actual[:DIGEST_PREFIX_LEN]}... differs from the metadata's "
             f"{metadata.digest[:DIGEST_PREFIX_LEN]}...; refusing to load"
-        )
-    if metadata.format_version != FORMAT_VERSION:
-        raise ArtifactError(
-            f"{meta_file.name}: format_version {metadata.format_version}, "
-            f"this server reads {FORMAT_VERSION}"
         )
     return Artifact(path=path, model_bytes=model_bytes, metadata=metadata)
 

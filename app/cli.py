@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from app import artifact
+from app.envelope import EnvelopeError, configured
 from app.settings import Settings, SettingsError
 
 EXIT_CONFIG = 2
@@ -57,6 +58,23 @@ def ensure_artifact(settings: Settings) -> str | None:
     return None
 
 
+def check_envelope(settings: Settings) -> str | None:
+    """A configuration error in the envelope stops the launch (a bad artifact does not: the
+    server then reports it on /health, and its log says why)."""
+    path = artifact.find(settings.model_dir, settings.model_name, settings.model_digest)
+    try:
+        meta = artifact.load(path).metadata if path else None
+    except artifact.ArtifactError:
+        return None
+    if meta is None:
+        return None
+    try:
+        configured(meta, settings)
+    except EnvelopeError as exc:
+        return f"envelope configuration: {exc}"
+    return None
+
+
 def prepare_metrics_dir(settings: Settings) -> str:
     """A fresh multiprocess metrics folder, exported for the workers; returns its path."""
     directory = settings.metrics_dir or tempfile.mkdtemp(prefix="gridscore-metrics-")
@@ -78,7 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
     except SettingsError as exc:
         return _fail(str(exc))
-    problem = ensure_artifact(settings)
+    problem = ensure_artifact(settings) or check_envelope(settings)
     if problem:
         return _fail(problem)
     metrics_dir = prepare_metrics_dir(settings)

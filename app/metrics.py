@@ -94,6 +94,12 @@ class Metrics:
         )
         self.readings = Counter("readings_total", "Readings scored.", registry=r)
         self.anomalies = Counter("anomalies_total", "Readings flagged as anomalies.", registry=r)
+        self.envelope_breaches = Counter(
+            "envelope_breaches_total",
+            "Readings outside the operating envelope, by feature and direction (low/high).",
+            ["feature", "direction"],
+            registry=r,
+        )
         self.in_flight = Gauge(
             "in_flight_requests",
             "Requests being served now.",

@@ -9,7 +9,7 @@ from enum import StrEnum
 
 import anyio
 
-from app import artifact
+from app import artifact, envelope
 from app.errors import ApiError
 from app.scorer import Scorer
 from app.settings import Settings
@@ -36,6 +36,8 @@ class LoadedModel:
     features: tuple[str, ...]
     threshold: float
     trained_threshold: float
+    envelope: envelope.Envelope
+    breach_names: list[list[str]]
 
 
 class ModelHolder:
@@ -60,7 +62,7 @@ class ModelHolder:
                 )
             verified = artifact.load(path)
             self.install(verified, settings)
-        except (artifact.ArtifactError, ValueError, RuntimeError) as exc:
+        except (artifact.ArtifactError, envelope.EnvelopeError, ValueError, RuntimeError) as exc:
             self.status = Status.UNAVAILABLE
             self.reason = str(exc)
             log.error(
@@ -83,7 +85,8 @@ class ModelHolder:
     def install(self, verified: artifact.Artifact, settings: Settings) -> None:
         """Open a session on an already verified artifact and mark the holder ready."""
         meta = verified.metadata
-        scorer = Scorer(verified, settings.intra_op_threads, settings.inter_op_threads)
+        guard = envelope.configured(meta, settings)
+        scorer = Scorer(verified, guard, settings.intra_op_threads, settings.inter_op_threads)
         scorer.warm_up()
         self.model = LoadedModel(
             scorer=scorer,
@@ -92,6 +95,8 @@ class ModelHolder:
             features=tuple(meta.features),
             threshold=meta.threshold if settings.threshold is None else settings.threshold,
             trained_threshold=meta.threshold,
+            envelope=guard,
+            breach_names=guard.breach_names(),
         )
         self.status = Status.OK
         self.reason = ""

@@ -22,15 +22,34 @@ def feature_matrix(readings: list[Reading], features: tuple[str, ...]) -> np.nda
     return flat.reshape(len(readings), len(features))
 
 
-def build_response(scores: np.ndarray, threshold: float, served_by: str) -> PredictResponse:
-    """Predictions in request order: ``anomaly`` is ``score > threshold``."""
+def build_response(
+    scores: np.ndarray,
+    breaches: np.ndarray,
+    threshold: float,
+    breach_names: list[list[str]],
+    served_by: str,
+) -> PredictResponse:
+    """Predictions in request order: ``anomaly`` is ``score > threshold`` or any breach."""
     # A float64 threshold, so the comparison happens in float64 as in the parity check
     # (against a Python float, NumPy 2 would round the threshold to float32 instead).
-    flags = scores > np.float64(threshold)
-    predictions = list(map(Prediction, flags.tolist(), scores.tolist()))
+    flags = (scores > np.float64(threshold)) | (breaches != 0)
+    # map() over C callables: no Python bytecode runs per reading.
+    names = map(breach_names.__getitem__, breaches.tolist())
+    predictions = list(map(Prediction, flags.tolist(), scores.tolist(), names))
     return PredictResponse(
         predictions=predictions,
         anomalies=int(np.count_nonzero(flags)),
         total=len(predictions),
         served_by=served_by,
     )
+
+
+def breach_counts(breaches: np.ndarray, features: tuple[str, ...]) -> dict[tuple[str, str], int]:
+    """How many rows breached each (feature, low|high); only non-zero entries."""
+    counts = {}
+    for index, feature in enumerate(features):
+        for bit, direction in ((2 * index, "low"), (2 * index + 1, "high")):
+            count = int(np.count_nonzero(breaches & (1 << bit)))
+            if count:
+                counts[(feature, direction)] = count
+    return counts

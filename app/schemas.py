@@ -43,11 +43,17 @@ class PredictRequest(msgspec.Struct, forbid_unknown_fields=True):
     readings: list[Reading]
 
 
-class Prediction(msgspec.Struct, gc=False):
-    """The verdict for one reading, in request order."""
+class Prediction(msgspec.Struct, omit_defaults=True):
+    """The verdict for one reading, in request order.
+
+    ``anomaly``: the forest flags it (score > threshold) or a feature lies outside the
+    operating envelope. ``out_of_range``: those features with their direction, such as
+    ``voltage_low`` or ``current_high``; omitted when none.
+    """
 
     anomaly: bool
     score: float
+    out_of_range: list[str] = []
 
 
 class PredictResponse(msgspec.Struct):
@@ -64,6 +70,13 @@ class ModelRef(msgspec.Struct):
     digest: str
 
 
+class EnvelopeState(msgspec.Struct):
+    """The envelope in force: ``trained``, ``preset:en50160``, ``custom`` or ``off``."""
+
+    source: str
+    bounds: dict[str, list[float | None]]
+
+
 class HealthResponse(msgspec.Struct, omit_defaults=True):
     """Readiness: ``ok`` only when a verified model is loaded."""
 
@@ -72,6 +85,7 @@ class HealthResponse(msgspec.Struct, omit_defaults=True):
     features: list[str] | None = None
     model: ModelRef | None = None
     threshold: float | None = None
+    envelope: EnvelopeState | None = None
     reason: str | None = None
 
 

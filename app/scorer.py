@@ -6,12 +6,19 @@ import numpy as np
 import onnxruntime
 
 from app.artifact import Artifact
+from app.envelope import Envelope
 
 
 class Scorer:
-    """Scores a float32 feature matrix with the artifact's graph."""
+    """Scores a float32 feature matrix: the forest's score and the envelope breach code per row."""
 
-    def __init__(self, artifact: Artifact, intra_op_threads: int = 1, inter_op_threads: int = 1):
+    def __init__(
+        self,
+        artifact: Artifact,
+        envelope: Envelope,
+        intra_op_threads: int = 1,
+        inter_op_threads: int = 1,
+    ):
         options = onnxruntime.SessionOptions()
         # One worker process per core: onnxruntime must not start thread pools of its own.
         options.intra_op_num_threads = intra_op_threads
@@ -23,13 +30,17 @@ class Scorer:
         )
         meta = artifact.metadata
         self._input = meta.input_name
-        self._outputs = [meta.output_name]
+        self._outputs = [meta.output_name, meta.envelope.breach_output]
+        self._feeds = {
+            meta.envelope.low_input: envelope.low,
+            meta.envelope.high_input: envelope.high,
+        }
         self.features: tuple[str, ...] = tuple(meta.features)
 
-    def score(self, matrix: np.ndarray) -> np.ndarray:
-        """Paper anomaly score per row of ``matrix`` (float32, rows x features)."""
-        result: np.ndarray = self._session.run(self._outputs, {self._input: matrix})[0]
-        return result
+    def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(score, breach code) per row of ``matrix`` (float32, rows x features)."""
+        scores, breaches = self._session.run(self._outputs, {self._input: matrix, **self._feeds})
+        return scores, breaches
 
     def warm_up(self) -> None:
         """Run a few batch sizes once so the first real request pays no first-run costs."""

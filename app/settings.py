@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from app.envelope import EnvelopeError, env_overrides
+
 
 class SettingsError(ValueError):
     """An environment variable holds a value gridscore cannot use."""
@@ -47,6 +49,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be 1/0 (or true/false), got {raw!r}")
 
 
+def _envelope_overrides(env: Mapping[str, str]) -> tuple[tuple[str, str, float], ...]:
+    try:
+        return env_overrides(env)
+    except EnvelopeError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable about gridscore; see the README's configuration table."""
@@ -67,6 +76,12 @@ class Settings:
     """TRAIN_IF_MISSING: run the convert step when no artifact exists (default 1)."""
     threshold: float | None = None
     """ANOMALY_THRESHOLD: override the trained score threshold (default: the trained one)."""
+    envelope_preset: str = "trained"
+    """ENVELOPE_PRESET: trained (default), en50160 (230 V / 50 Hz after EN 50160) or off."""
+    envelope_file: str = ""
+    """ENVELOPE_FILE: JSON of per-feature bounds, {"voltage": {"min": 207, "max": 253}}."""
+    envelope_overrides: tuple[tuple[str, str, float], ...] = ()
+    """ENVELOPE_<FEATURE>_<MIN|MAX>: single bounds; applied after ENVELOPE_FILE."""
     intra_op_threads: int = 1
     """ORT_INTRA_OP_THREADS: onnxruntime intra-op threads per process (default 1)."""
     inter_op_threads: int = 1
@@ -106,6 +121,9 @@ class Settings:
             model_digest=env.get("MODEL_DIGEST", "").strip().lower(),
             train_if_missing=_bool(env, "TRAIN_IF_MISSING", True),
             threshold=_float(env, "ANOMALY_THRESHOLD", None),
+            envelope_preset=env.get("ENVELOPE_PRESET", "").strip().lower() or "trained",
+            envelope_file=env.get("ENVELOPE_FILE", "").strip(),
+            envelope_overrides=_envelope_overrides(env),
             intra_op_threads=_int(env, "ORT_INTRA_OP_THREADS", 1, minimum=1),
             inter_op_threads=_int(env, "ORT_INTER_OP_THREADS", 1, minimum=1),
             max_batch=_int(env, "MAX_BATCH", 10_000, minimum=1),

@@ -18,8 +18,16 @@ import sklearn
 
 from app import artifact
 from convert import data, parity, train
+from convert.envelope_guard import TRAINED_MARGIN, add_envelope_guard, trained_envelope
 from convert.folded_converter import to_folded_onnx
-from convert.graph_names import INPUT_NAME, OUTPUT_NAME, TARGET_OPSET
+from convert.graph_names import (
+    BREACH_OUTPUT,
+    ENVELOPE_HIGH,
+    ENVELOPE_LOW,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    TARGET_OPSET,
+)
 
 DEFAULT_NAME = "gridscore-iforest"
 DEFAULT_PARITY_POINTS = 100_000
@@ -40,7 +48,13 @@ def onnx_scorer(model_bytes: bytes) -> Callable[[np.ndarray], np.ndarray]:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     session = onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-    return lambda rows: session.run([OUTPUT_NAME], {INPUT_NAME: rows})[0]
+    # Open bounds: the guard flags nothing and the score output is the forest's alone.
+    width = len(data.FEATURES)
+    low = np.full(width, -np.inf, dtype=np.float32)
+    high = np.full(width, np.inf, dtype=np.float32)
+    return lambda rows: session.run(
+        [OUTPUT_NAME], {INPUT_NAME: rows, ENVELOPE_LOW: low, ENVELOPE_HIGH: high}
+    )[0]
 
 
 def _stamp(model_proto: Any, props: dict[str, str]) -> bytes:
@@ -80,11 +94,15 @@ def run(
         "gridscore.training_sha256": data_hash,
         "gridscore.score": "2^(-E[h(x)]/c(psi)) = -score_samples; higher is more anomalous",
     }
-    model_bytes = _stamp(to_folded_onnx(model), props)
+    envelope = trained_envelope(matrix, data.FEATURES)
+    graph = add_envelope_guard(to_folded_onnx(model), len(data.FEATURES))
+    model_bytes = _stamp(graph, props)
     digest = artifact.sha256_hex(model_bytes)
     seconds["compile"] = time.perf_counter() - started
     say(
-        "compile", f"one TreeEnsembleRegressor node, {len(model_bytes)} bytes, sha256 {digest[:12]}"
+        "compile",
+        f"one TreeEnsembleRegressor node + envelope guard, {len(model_bytes)} bytes, "
+        f"sha256 {digest[:12]}",
     )
 
     started = time.perf_counter()
@@ -110,6 +128,13 @@ def run(
         input_name=INPUT_NAME,
         output_name=OUTPUT_NAME,
         threshold=threshold,
+        envelope=artifact.EnvelopeInfo(
+            bounds=envelope,
+            derivation=f"training range widened by {TRAINED_MARGIN:.0%} of its width per side",
+            low_input=ENVELOPE_LOW,
+            high_input=ENVELOPE_HIGH,
+            breach_output=BREACH_OUTPUT,
+        ),
         model={"type": "IsolationForest", **train.MODEL_PARAMS, "max_samples": model._max_samples},
         opset=dict(TARGET_OPSET),
         training=artifact.TrainingInfo(

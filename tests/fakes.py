@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from app.envelope import resolve
 from app.model import LoadedModel, ModelHolder, Status
 
 FEATURES = ("voltage", "current", "frequency")
+OPEN = {name: [-math.inf, math.inf] for name in FEATURES}
 
 
 class ExplodingScorer:
@@ -14,21 +18,23 @@ class ExplodingScorer:
 
     features = FEATURES
 
-    def score(self, matrix: np.ndarray) -> np.ndarray:
+    def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise RuntimeError("simulated onnxruntime failure")
 
 
 class EchoScorer:
-    """Scores each row with its voltage / 1000, so tests know the answer."""
+    """Scores each row with its voltage / 1000 and reports no breach, so tests know the answer."""
 
     features = FEATURES
 
-    def score(self, matrix: np.ndarray) -> np.ndarray:
-        return (matrix[:, 0] / 1000.0).astype(np.float32)
+    def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores = (matrix[:, 0] / 1000.0).astype(np.float32)
+        return scores, np.zeros(len(matrix), dtype=np.int32)
 
 
 def holder_with(scorer: object, threshold: float = 0.5) -> ModelHolder:
     holder = ModelHolder()
+    envelope = resolve(FEATURES, OPEN, "trained")
     holder.model = LoadedModel(
         scorer=scorer,  # type: ignore[arg-type]
         name="fake",
@@ -36,6 +42,8 @@ def holder_with(scorer: object, threshold: float = 0.5) -> ModelHolder:
         features=FEATURES,
         threshold=threshold,
         trained_threshold=threshold,
+        envelope=envelope,
+        breach_names=envelope.breach_names(),
     )
     holder.status = Status.OK
     holder.reason = ""

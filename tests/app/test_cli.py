@@ -48,6 +48,13 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
     assert "WORKERS must be an integer" in result.stderr
 
 
+def test_bad_envelope_config_stops_the_launch(model_dir: Path) -> None:
+    result = _run("serve", MODEL_DIR=str(model_dir), ENVELOPE_VOLTAGE_MIN="300", PORT="1")
+    assert result.returncode == 2
+    assert "envelope configuration" in result.stderr
+    assert "must be below" in result.stderr
+
+
 def test_verify_reports_a_good_artifact_and_refuses_a_tampered_one(
     artifact_path: Path, tmp_path: Path
 ) -> None:
