@@ -75,7 +75,7 @@ async def predict(
     if response.anomalies:
         metrics.anomalies.inc(response.anomalies)
         if breaches.any():
-            for (feature, direction), n in breach_counts(breaches, model.features).items():
+            for (feature, direction), n in breach_counts(breaches, model.breach_columns).items():
                 metrics.envelope_breaches.labels(feature, direction).inc(n)
     return response
 

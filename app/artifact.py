@@ -64,6 +64,7 @@ class EnvelopeInfo(msgspec.Struct, forbid_unknown_fields=True):
     low_input: str
     high_input: str
     breach_output: str
+    breach_layout: str
 
 
 class _FormatOnly(msgspec.Struct):

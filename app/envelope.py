@@ -58,18 +58,19 @@ class Envelope:
             )
         }
 
+    def breach_columns(self) -> list[tuple[str, str]]:
+        """(feature, low|high) for each column of the graph's breach matrix."""
+        return [(f, "low") for f in self.features] + [(f, "high") for f in self.features]
+
     def breach_names(self) -> list[list[str]]:
-        """For each breach code the graph can emit, the list of ``<feature>_<low|high>``."""
-        table = []
-        for code in range(4 ** len(self.features)):
-            names = []
-            for index, feature in enumerate(self.features):
-                if code >> (2 * index) & 1:
-                    names.append(f"{feature}_low")
-                if code >> (2 * index + 1) & 1:
-                    names.append(f"{feature}_high")
-            table.append(names)
-        return table
+        """For each breach code (bit j = breach column j), ``<feature>_<low|high>`` names,
+        feature by feature in feature order."""
+        columns = self.breach_columns()
+        order = sorted(range(len(columns)), key=lambda j: (self.features.index(columns[j][0]), j))
+        return [
+            [f"{columns[j][0]}_{columns[j][1]}" for j in order if code >> j & 1]
+            for code in range(2 ** len(columns))
+        ]
 
 
 def env_overrides(env: Mapping[str, str]) -> tuple[tuple[str, str, float], ...]:

@@ -41,6 +41,7 @@ class LoadedModel:
     trained_threshold: float
     envelope: envelope.Envelope
     breach_names: list[list[str]]
+    breach_columns: list[tuple[str, str]]
 
 
 def release_free_memory() -> None:
@@ -115,6 +116,7 @@ class ModelHolder:
             trained_threshold=meta.threshold,
             envelope=guard,
             breach_names=guard.breach_names(),
+            breach_columns=guard.breach_columns(),
         )
         self.status = Status.OK
         self.reason = ""

@@ -29,13 +29,22 @@ def build_response(
     breach_names: list[list[str]],
     served_by: str,
 ) -> PredictResponse:
-    """Predictions in request order: ``anomaly`` is ``score > threshold`` or any breach."""
+    """Predictions in request order: ``anomaly`` is ``score > threshold`` or any breach.
+
+    ``breaches`` is the graph's bool matrix [N, columns]; ``breach_names[code]`` names the
+    columns set in ``code`` (bit j = column j).
+    """
     # A float64 threshold, so the comparison happens in float64 as in the parity check
     # (against a Python float, NumPy 2 would round the threshold to float32 instead).
-    flags = (scores > np.float64(threshold)) | (breaches != 0)
+    flags = scores > np.float64(threshold)
     # map() over C callables: no Python bytecode runs per reading.
-    names = map(breach_names.__getitem__, breaches.tolist())
-    predictions = list(map(Prediction, flags.tolist(), scores.tolist(), names))
+    if breaches.any():
+        flags |= breaches.any(axis=1)
+        codes = breaches @ (1 << np.arange(breaches.shape[1]))
+        names = map(breach_names.__getitem__, codes.tolist())
+        predictions = list(map(Prediction, flags.tolist(), scores.tolist(), names))
+    else:
+        predictions = list(map(Prediction, flags.tolist(), scores.tolist()))
     return PredictResponse(
         predictions=predictions,
         anomalies=int(np.count_nonzero(flags)),
@@ -44,12 +53,9 @@ def build_response(
     )
 
 
-def breach_counts(breaches: np.ndarray, features: tuple[str, ...]) -> dict[tuple[str, str], int]:
-    """How many rows breached each (feature, low|high); only non-zero entries."""
-    counts = {}
-    for index, feature in enumerate(features):
-        for bit, direction in ((2 * index, "low"), (2 * index + 1, "high")):
-            count = int(np.count_nonzero(breaches & (1 << bit)))
-            if count:
-                counts[(feature, direction)] = count
-    return counts
+def breach_counts(
+    breaches: np.ndarray, columns: list[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """How many rows breached each (feature, low|high) column; only non-zero entries."""
+    counts = np.count_nonzero(breaches, axis=0).tolist()
+    return {column: n for column, n in zip(columns, counts, strict=True) if n}

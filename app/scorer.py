@@ -10,7 +10,7 @@ from app.envelope import Envelope
 
 
 class Scorer:
-    """Scores a float32 feature matrix: the forest's score and the envelope breach code per row."""
+    """Scores a float32 feature matrix: the forest's score and the envelope breaches per row."""
 
     def __init__(
         self,
@@ -38,9 +38,13 @@ class Scorer:
         self.features: tuple[str, ...] = tuple(meta.features)
 
     def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(score, breach code) per row of ``matrix`` (float32, rows x features)."""
+        """Score per row [N] and envelope breaches [N, 2F] for ``matrix`` (float32, N x F).
+
+        ``breaches[:, i]``: feature i below its lower bound; ``breaches[:, F + i]``: above its
+        upper bound.
+        """
         scores, breaches = self._session.run(self._outputs, {self._input: matrix, **self._feeds})
-        return scores, breaches
+        return scores.ravel(), breaches
 
     def warm_up(self) -> None:
         """Run a few batch sizes once so the first real request pays no first-run costs."""

@@ -3,9 +3,10 @@
 An IsolationForest cannot see past its training range: beyond the data every split sends a
 reading the same way, so 150 V or 60 A can score like a normal reading. The guard compares each
 feature with bounds given as two graph inputs (so operators can change them without
-recompiling) and returns one int32 code per row, bit ``2i`` set when feature ``i`` is below its
-lower bound and bit ``2i + 1`` when above its upper bound. The forest's score is untouched, and
-scoring stays one onnxruntime call per batch.
+recompiling) and outputs ``breach``, a bool matrix [N, 2 * features]: column ``i`` is "feature
+``i`` below its lower bound", column ``features + i`` "above its upper bound". Three nodes
+(Less, Greater, Concat); the forest's score is untouched, and scoring stays one onnxruntime
+call per batch.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from convert.graph_names import BREACH_OUTPUT, ENVELOPE_HIGH, ENVELOPE_LOW, INPUT_NAME
 
@@ -21,6 +22,7 @@ from convert.graph_names import BREACH_OUTPUT, ENVELOPE_HIGH, ENVELOPE_LOW, INPU
 # its width. For the normal training data that puts each bound more than 5 standard deviations
 # from the mean, so nominal traffic is practically never affected.
 TRAINED_MARGIN = 0.25
+BREACH_LAYOUT = "bool [N, 2F]: column i = feature i below min, column F + i = feature i above max"
 
 
 def trained_envelope(matrix: np.ndarray, features: tuple[str, ...]) -> dict[str, list[float]]:
@@ -34,16 +36,13 @@ def trained_envelope(matrix: np.ndarray, features: tuple[str, ...]) -> dict[str,
 
 
 def add_envelope_guard(model: Any, n_features: int) -> Any:
-    """Add inputs envelope_low/high [n_features] and output breach [N] (int32 bit codes)."""
+    """Add inputs envelope_low/high [n_features] and the bool output breach [N, 2 n_features]."""
     graph = model.graph
-    low_bits = np.array([2.0 ** (2 * i) for i in range(n_features)], dtype=np.float32)
-    high_bits = np.array([2.0 ** (2 * i + 1) for i in range(n_features)], dtype=np.float32)
-    graph.initializer.extend(
-        [
-            numpy_helper.from_array(low_bits, "envelope_low_bits"),
-            numpy_helper.from_array(high_bits, "envelope_high_bits"),
-        ]
-    )
+    # skl2onnx declares the lowest opset its own nodes need (6 for Exp); Less and Greater on
+    # float need 9, and 13 is the oldest that covers all three guard nodes as written.
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            opset.version = max(opset.version, 13)
     graph.input.extend(
         [
             helper.make_tensor_value_info(ENVELOPE_LOW, TensorProto.FLOAT, [n_features]),
@@ -56,13 +55,12 @@ def add_envelope_guard(model: Any, n_features: int) -> Any:
             helper.make_node(
                 "Greater", [INPUT_NAME, ENVELOPE_HIGH], ["above"], name="EnvelopeAbove"
             ),
-            helper.make_node("Cast", ["below"], ["below_f"], to=TensorProto.FLOAT),
-            helper.make_node("Cast", ["above"], ["above_f"], to=TensorProto.FLOAT),
-            helper.make_node("MatMul", ["below_f", "envelope_low_bits"], ["below_code"]),
-            helper.make_node("MatMul", ["above_f", "envelope_high_bits"], ["above_code"]),
-            helper.make_node("Add", ["below_code", "above_code"], ["breach_f"]),
-            helper.make_node("Cast", ["breach_f"], [BREACH_OUTPUT], to=TensorProto.INT32),
+            helper.make_node(
+                "Concat", ["below", "above"], [BREACH_OUTPUT], axis=1, name="EnvelopeBreach"
+            ),
         ]
     )
-    graph.output.extend([helper.make_tensor_value_info(BREACH_OUTPUT, TensorProto.INT32, [None])])
+    graph.output.extend(
+        [helper.make_tensor_value_info(BREACH_OUTPUT, TensorProto.BOOL, [None, 2 * n_features])]
+    )
     return model

@@ -2,9 +2,11 @@
 
 skl2onnx's stock converter emits one single-tree ensemble plus ~22 arithmetic nodes per tree
 (~5,400 nodes for 200 trees), and most of its run time is that arithmetic. Here each leaf
-carries its whole contribution to the path length, ``edges from the root + c(leaf size)``,
-so a single ``TreeEnsembleRegressor`` with ``SUM`` aggregation yields the total path length
-``P`` and two element-wise nodes finish the paper's score ``2 ** (-P / (T * c(psi)))``.
+carries its whole contribution to the path length, ``h = edges from the root + c(leaf size)``,
+already multiplied by ``k = -ln 2 / (T * c(psi))``. A single ``TreeEnsembleRegressor`` with
+``SUM`` aggregation then yields ``k * P`` for the total path length ``P``, and one ``Exp``
+finishes the paper's score ``2 ** (-P / (T * c(psi))) = exp(k * P)``. Two nodes in all: each
+extra node costs ~0.4 µs per call, a tenth of the whole forest at batch 1.
 
 Thresholds: sklearn walks float32 inputs against float64 thresholds. For a float32 ``x``,
 ``x <= t`` holds exactly when ``x <= f``, with ``f`` the largest float32 not above ``t``; storing
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from skl2onnx import convert_sklearn
-from skl2onnx.common._apply_operation import apply_exp, apply_mul, apply_reshape
+from skl2onnx.common._apply_operation import apply_exp
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.ensemble import IsolationForest
 
@@ -56,8 +58,8 @@ def _node_depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return depth
 
 
-def ensemble_attributes(model: IsolationForest) -> dict[str, Any]:
-    """TreeEnsembleRegressor attributes whose SUM is each row's total path length."""
+def ensemble_attributes(model: IsolationForest, scale: float = 1.0) -> dict[str, Any]:
+    """TreeEnsembleRegressor attributes whose SUM is ``scale`` x each row's total path length."""
     n_features = model.n_features_in_
     node_tree, node_id, node_feature = [], [], []
     node_mode: list[str] = []
@@ -87,7 +89,7 @@ def ensemble_attributes(model: IsolationForest) -> dict[str, Any]:
         contribution = depth + average_path_length(tree.n_node_samples[leaves])
         leaf_tree.append(np.full(leaves.size, tree_index))
         leaf_node.append(leaves)
-        leaf_weight.append(contribution)
+        leaf_weight.append(contribution * scale)
 
     def ints(parts: list[np.ndarray]) -> list[int]:
         return [int(v) for v in np.concatenate(parts)]
@@ -131,32 +133,27 @@ def _parse(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None
 
 def _shape(operator: Any) -> None:
     rows = operator.inputs[0].get_first_dimension()
-    operator.outputs[0].type = FloatTensorType([rows])
+    # [N, 1] as the ensemble emits it: a Reshape to [N] would cost a node per call.
+    operator.outputs[0].type = FloatTensorType([rows, 1])
 
 
 def _convert(scope: Any, operator: Any, container: Any) -> None:
     model = operator.raw_operator
-    path_length = scope.get_unique_variable_name("path_length")
+    exponent = scope.get_unique_variable_name("scaled_path_length")
     container.add_node(
         "TreeEnsembleRegressor",
         [operator.inputs[0].full_name],
-        [path_length],
+        [exponent],
         op_domain="ai.onnx.ml",
         op_version=3,
         name=scope.get_unique_operator_name("FoldedForest"),
-        **ensemble_attributes(model),
+        **ensemble_attributes(model, score_scale(model)),
     )
-    scaled = scope.get_unique_variable_name("scaled")
-    scale = scope.get_unique_variable_name("scale")
-    container.add_initializer(scale, 1, [1], [score_scale(model)])  # 1 = TensorProto.FLOAT
-    apply_mul(scope, [path_length, scale], scaled, container, broadcast=1)
-    score_2d = scope.get_unique_variable_name("score_2d")
-    apply_exp(scope, scaled, score_2d, container)
-    apply_reshape(scope, score_2d, operator.outputs[0].full_name, container, desired_shape=[-1])
+    apply_exp(scope, exponent, operator.outputs[0].full_name, container)
 
 
 def to_folded_onnx(model: IsolationForest) -> Any:
-    """gridscore's one-node graph as a ModelProto: input readings [N, 3], output score [N]."""
+    """gridscore's one-node graph as a ModelProto: input readings [N, 3], output score [N, 1]."""
     return convert_sklearn(
         model,
         initial_types=[(INPUT_NAME, FloatTensorType([None, model.n_features_in_]))],

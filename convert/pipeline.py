@@ -18,7 +18,12 @@ import sklearn
 
 from app import artifact
 from convert import data, parity, train
-from convert.envelope_guard import TRAINED_MARGIN, add_envelope_guard, trained_envelope
+from convert.envelope_guard import (
+    BREACH_LAYOUT,
+    TRAINED_MARGIN,
+    add_envelope_guard,
+    trained_envelope,
+)
 from convert.folded_converter import to_folded_onnx
 from convert.graph_names import (
     BREACH_OUTPUT,
@@ -54,7 +59,19 @@ def onnx_scorer(model_bytes: bytes) -> Callable[[np.ndarray], np.ndarray]:
     high = np.full(width, np.inf, dtype=np.float32)
     return lambda rows: session.run(
         [OUTPUT_NAME], {INPUT_NAME: rows, ENVELOPE_LOW: low, ENVELOPE_HIGH: high}
-    )[0]
+    )[0].ravel()
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that decide the artifact's bytes and its scores."""
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "skl2onnx": skl2onnx.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
 
 
 def _stamp(model_proto: Any, props: dict[str, str]) -> bytes:
@@ -101,7 +118,7 @@ def run(
     seconds["compile"] = time.perf_counter() - started
     say(
         "compile",
-        f"one TreeEnsembleRegressor node + envelope guard, {len(model_bytes)} bytes, "
+        f"one TreeEnsembleRegressor node + Exp, envelope guard, {len(model_bytes)} bytes, "
         f"sha256 {digest[:12]}",
     )
 
@@ -131,6 +148,7 @@ def run(
         envelope=artifact.EnvelopeInfo(
             bounds=envelope,
             derivation=f"training range widened by {TRAINED_MARGIN:.0%} of its width per side",
+            breach_layout=BREACH_LAYOUT,
             low_input=ENVELOPE_LOW,
             high_input=ENVELOPE_HIGH,
             breach_output=BREACH_OUTPUT,
@@ -152,14 +170,7 @@ def run(
             feature: artifact.FeatureHistogram(edges=edges, counts=counts)
             for feature, (edges, counts) in data.histograms(matrix).items()
         },
-        versions={
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "scikit-learn": sklearn.__version__,
-            "skl2onnx": skl2onnx.__version__,
-            "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__,
-        },
+        versions=library_versions(),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     path = artifact.publish(model_dir, model_bytes, metadata)

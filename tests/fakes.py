@@ -29,7 +29,7 @@ class EchoScorer:
 
     def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scores = (matrix[:, 0] / 1000.0).astype(np.float32)
-        return scores, np.zeros(len(matrix), dtype=np.int32)
+        return scores, np.zeros((len(matrix), 2 * len(FEATURES)), dtype=bool)
 
 
 def holder_with(scorer: object, threshold: float = 0.5) -> ModelHolder:
@@ -44,6 +44,7 @@ def holder_with(scorer: object, threshold: float = 0.5) -> ModelHolder:
         trained_threshold=threshold,
         envelope=envelope,
         breach_names=envelope.breach_names(),
+        breach_columns=envelope.breach_columns(),
     )
     holder.status = Status.OK
     holder.reason = ""

@@ -1,0 +1,99 @@
+"""One adapter per scorer, all with the same small interface, for the kernel benchmark.
+
+``load(workdir)`` returns a function from a float32 batch (rows x 3) to the paper's anomaly
+score per row. Each adapter is loaded in its own fresh process by bench.kernel.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+
+def _ort_session(path: Path):  # type: ignore[no-untyped-def]
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(
+        path.read_bytes(), options, providers=["CPUExecutionProvider"]
+    )
+
+
+def load_sklearn(workdir: Path) -> ScoreFn:
+    """scikit-learn's own scorer, default settings: ``-score_samples``."""
+    from convert import data, train
+
+    model = train.fit(data.training_data())
+    return lambda rows: -model.score_samples(rows)
+
+
+def load_onnx_stock(workdir: Path) -> ScoreFn:
+    """skl2onnx's stock IsolationForest graph; it outputs decision_function."""
+    session = _ort_session(workdir / "stock.onnx")
+    offset = json.loads((workdir / "model.json").read_text())["offset"]
+    return lambda rows: -(session.run(["scores"], {"readings": rows})[0][:, 0] + offset)
+
+
+def load_onnx_gridscore(workdir: Path) -> ScoreFn:
+    """gridscore's one-node graph without the envelope guard."""
+    session = _ort_session(workdir / "folded.onnx")
+    return lambda rows: session.run(["score"], {"readings": rows})[0].ravel()
+
+
+def load_onnx_gridscore_guarded(workdir: Path) -> ScoreFn:
+    """gridscore's served graph: one node plus the envelope guard (score and breach code)."""
+    session = _ort_session(workdir / "guarded.onnx")
+    bounds = json.loads((workdir / "model.json").read_text())["envelope"]
+    low = np.array([b[0] for b in bounds.values()], dtype=np.float32)
+    high = np.array([b[1] for b in bounds.values()], dtype=np.float32)
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        scores, _breach = session.run(
+            ["score", "breach"], {"readings": rows, "envelope_low": low, "envelope_high": high}
+        )
+        return scores.ravel()
+
+    return score
+
+
+BACKENDS: dict[str, Callable[[Path], ScoreFn]] = {
+    "sklearn": load_sklearn,
+    "onnx-stock": load_onnx_stock,
+    "onnx-gridscore": load_onnx_gridscore,
+    "onnx-gridscore-guarded": load_onnx_gridscore_guarded,
+}
+
+
+def prepare(workdir: Path) -> None:
+    """Train once and write the three graphs plus the facts the adapters need."""
+    from convert import data, envelope_guard, pipeline, stock_converter, train
+    from convert.folded_converter import to_folded_onnx
+
+    matrix = data.training_data()
+    model = train.fit(matrix)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "stock.onnx").write_bytes(stock_converter.to_stock_onnx(model).SerializeToString())
+    (workdir / "folded.onnx").write_bytes(to_folded_onnx(model).SerializeToString())
+    guarded = envelope_guard.add_envelope_guard(to_folded_onnx(model), len(data.FEATURES))
+    (workdir / "guarded.onnx").write_bytes(guarded.SerializeToString())
+    facts = {
+        "offset": float(model.offset_),
+        "threshold": train.trained_threshold(model),
+        "envelope": envelope_guard.trained_envelope(matrix, data.FEATURES),
+        "versions": pipeline.library_versions(),
+    }
+    (workdir / "model.json").write_text(json.dumps(facts))
+    # The parity reference: sklearn's scores on a fixed adversarial set.
+    from convert import parity
+
+    parity_set = parity.build_set(model, 20_000, seed=99)
+    np.save(workdir / "parity_points.npy", parity_set.points)
+    np.save(workdir / "parity_reference.npy", -model.score_samples(parity_set.points))
+    np.save(workdir / "parity_decision.npy", model.decision_function(parity_set.points))
