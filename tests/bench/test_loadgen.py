@@ -1,0 +1,77 @@
+"""The load generator against a live gridscore: bounded, honest about queueing and connections."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench import loadgen
+from tests.serving import RunningServer, gridscore_serve
+
+
+@pytest.fixture(scope="module")
+def live(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with gridscore_serve(model_dir, tmp_path_factory.mktemp("loadgen"), WORKERS="2") as server:
+        yield server
+
+
+def test_spec_refuses_unbounded_runs() -> None:
+    with pytest.raises(ValueError, match="duration"):
+        loadgen.LoadSpec("http://127.0.0.1:1/predict", duration=0)
+    with pytest.raises(ValueError, match="duration"):
+        loadgen.LoadSpec("http://127.0.0.1:1/predict", duration=10_000)
+    with pytest.raises(ValueError, match="requests"):
+        loadgen.LoadSpec("http://127.0.0.1:1/predict", requests=10**9)
+
+
+@pytest.mark.slow
+def test_closed_loop_stops_at_the_request_count_without_errors(live: RunningServer) -> None:
+    spec = loadgen.LoadSpec(f"{live.url}/predict", batch=10, connections=4, requests=300)
+    summary = loadgen.run(spec).summary()
+    assert summary["requests"] == summary["ok"] == 300
+    assert summary["errors_by_status"] == {}
+    assert summary["transport_errors"] == {}
+    assert summary["connections_opened"] == 4
+    assert summary["rows_per_s"] == pytest.approx(summary["requests_per_s"] * 10, rel=0.01)
+    assert summary["p50_ms"] <= summary["p90_ms"] <= summary["p99_ms"] <= summary["max_ms"]
+    assert sum(summary["served_by"].values()) == 300
+
+
+@pytest.mark.slow
+def test_open_loop_holds_the_rate_and_stops_at_the_duration(live: RunningServer) -> None:
+    spec = loadgen.LoadSpec(f"{live.url}/predict", rate=200, connections=8, duration=1.5)
+    summary = loadgen.run(spec).summary()
+    assert summary["mode"] == "open"
+    assert 250 <= summary["requests"] <= 305  # 200/s for 1.5 s
+    assert summary["ok"] == summary["requests"]
+    assert summary["elapsed_s"] < 5
+
+
+@pytest.mark.slow
+def test_open_loop_counts_queueing_from_the_intended_send_time(live: RunningServer) -> None:
+    url = f"{live.url}/predict"
+    service = loadgen.run(loadgen.LoadSpec(url, batch=1000, requests=20)).summary()
+    # One connection serves ~100 of these a second; ask for 1,000/s for half a second. They
+    # queue, and latency measured from when each was due grows far past the service time.
+    overload = loadgen.run(loadgen.LoadSpec(url, batch=1000, rate=1000, duration=0.5)).summary()
+    assert overload["ok"] == overload["requests"] >= 400
+    assert overload["max_ms"] > 20 * service["p50_ms"]
+    assert overload["p50_ms"] > 5 * service["p50_ms"]
+
+
+@pytest.mark.slow
+def test_new_connection_per_request_opens_one_each_and_spreads(live: RunningServer) -> None:
+    spec = loadgen.LoadSpec(f"{live.url}/predict", requests=200, new_connection=True)
+    summary = loadgen.run(spec).summary()
+    assert summary["connections_opened"] == 200
+    assert summary["ok"] == 200
+    assert len(summary["served_by"]) == 2
+
+
+@pytest.mark.slow
+def test_ceiling_measures_the_generator_against_live(live: RunningServer) -> None:
+    summary = loadgen.ceiling(live.url, connections=2, duration=0.5)
+    assert summary["ok"] > 0
+    assert summary["errors_by_status"] == {}
