@@ -103,11 +103,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app import server  # uvicorn and the app only once the checks pass
 
     try:
-        server.serve(settings)
+        return server.serve(settings)
     finally:
         if not settings.metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
-    return 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:

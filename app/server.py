@@ -1,14 +1,16 @@
 """Run the app under uvicorn with gridscore's process settings.
 
-With ``--workers N`` uvicorn's supervisor binds the listening socket itself with protocol 0, and
-asyncio only sets TCP_NODELAY on accepted sockets whose listener says IPPROTO_TCP. Nagle's
-algorithm then holds back each keep-alive response until the client's delayed ACK (~40 ms).
-The protocol class below sets TCP_NODELAY on every accepted connection, whatever bound it.
+asyncio only sets TCP_NODELAY on accepted sockets whose listener says IPPROTO_TCP, and a socket
+bound with protocol 0 (as ``uvicorn --workers`` binds it) does not; Nagle's algorithm then holds
+back each keep-alive response until the client's delayed ACK (~40 ms). The protocol class
+below sets TCP_NODELAY on every accepted connection, whoever bound the socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging.config
+import os
 import socket
 from typing import Any
 
@@ -17,6 +19,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app import logs
 from app.settings import Settings
+from app.supervisor import Supervisor
 
 
 def set_nodelay(transport: asyncio.BaseTransport) -> None:
@@ -34,13 +37,12 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
 
 
 def uvicorn_options(settings: Settings, app: str) -> dict[str, Any]:
-    """Keyword arguments for ``uvicorn.run`` serving the factory ``app``."""
+    """Keyword arguments for ``uvicorn.Config`` serving the factory ``app`` in one process."""
     return {
         "app": app,
         "factory": True,
         "host": settings.host,
         "port": settings.port,
-        "workers": settings.workers,
         "http": "app.server:NoDelayHttpToolsProtocol",
         "loop": "uvloop",
         "lifespan": "on",
@@ -53,6 +55,22 @@ def uvicorn_options(settings: Settings, app: str) -> dict[str, Any]:
     }
 
 
-def serve(settings: Settings, app: str = "app.factory:create_served_app") -> None:
-    """Serve until SIGINT/SIGTERM (blocks)."""
-    uvicorn.run(**uvicorn_options(settings, app))
+def serve(settings: Settings, app: str = "app.factory:create_served_app") -> int:
+    """Serve until SIGINT/SIGTERM (blocks); returns the process exit code.
+
+    One worker runs uvicorn in this process; several run under gridscore's supervisor, one
+    SO_REUSEPORT socket each (see app.supervisor for why not ``uvicorn --workers``).
+    """
+    options = uvicorn_options(settings, app)
+    if settings.workers == 1:
+        uvicorn.run(**options)
+        return 0
+    logging.config.dictConfig(options["log_config"])
+    return Supervisor(
+        settings.host,
+        settings.port,
+        settings.workers,
+        options,
+        settings.graceful_timeout,
+        os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
+    ).run()

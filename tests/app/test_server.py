@@ -36,6 +36,20 @@ def test_accepted_connections_get_tcp_nodelay() -> None:
 
 
 @pytest.mark.slow
+def test_keep_alive_connections_spread_over_the_workers(model_dir: Path, tmp_path: Path) -> None:
+    from bench import loadgen
+
+    with gridscore_serve(model_dir, tmp_path, WORKERS="2") as server:
+        # 16 keep-alive connections opened at once: with one shared listening socket the idle
+        # worker tends to take them all; with a socket per worker the kernel spreads them.
+        spec = loadgen.LoadSpec(f"{server.url}/predict", connections=16, requests=800)
+        summary = loadgen.run(spec).summary()
+    assert summary["connections_opened"] == 16
+    assert summary["ok"] == 800
+    assert len(summary["served_by"]) == 2, summary["served_by"]
+
+
+@pytest.mark.slow
 def test_two_workers_metrics_count_every_request_exactly_once(
     model_dir: Path, tmp_path: Path
 ) -> None:
