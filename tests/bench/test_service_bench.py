@@ -1,0 +1,79 @@
+"""The service benchmark's quick mode and the load generator's command line, end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.serving import gridscore_serve
+
+
+@pytest.mark.slow
+def test_quick_service_benchmark_reports_every_figure(model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "service.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.service",
+            "--quick",
+            "--model-dir",
+            str(model_dir),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert {row["workers"] for row in report["cold_start"]} == {1, 2}
+    assert all(0 < row["median_s"] < 30 for row in report["cold_start"])
+    single = report["single_connection_2_workers"]["1"]
+    assert single["ok"] == single["requests"] == 300
+    assert single["connections_opened"] == 1
+    for row in report["throughput_2_workers"]:
+        assert row["errors_by_status"] == {}
+        assert row["transport_errors"] == {}
+        assert row["ok"] > 0
+    workers = report["memory_per_worker_after_load"]
+    assert len(workers) == 2
+    assert all(w["rss_mib"] > 10 for w in workers)
+    assert set(report["nagle"]) == {"stock_httptools", "gridscore_nodelay"}
+    assert "start to first 200" in done.stdout
+
+
+@pytest.mark.slow
+def test_loadgen_command_prints_a_json_report(model_dir: Path, tmp_path: Path) -> None:
+    with gridscore_serve(model_dir, tmp_path) as server:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.loadgen",
+                "--url",
+                server.url,
+                "-n",
+                "100",
+                "-c",
+                "2",
+                "--batch",
+                "5",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["load"]["ok"] == 100
+    assert report["load"]["rows_per_s"] > 0
+    assert report["ceiling"]["ok"] > 0
+    assert isinstance(report["generator_bound"], bool)
