@@ -6,13 +6,15 @@ import time
 
 import anyio.to_thread
 from litestar import MediaType, Response, get, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import JSONBody
+from litestar.router import Router
 
 from app.decoding import PredictRequestDTO
 from app.errors import ApiError
-from app.metrics import Metrics
+from app.metrics import Metrics, middleware_factory
 from app.model import ModelHolder, Status
+from app.parts import Part, constant
 from app.predictions import breach_counts, build_response, feature_matrix
 from app.schemas import (
     EnvelopeState,
@@ -118,17 +120,23 @@ def metrics_endpoint(metrics: NamedDependency[Metrics]) -> Response[bytes]:
 ROUTES = [predict, health, live, metrics_endpoint]
 
 
-def dependencies(
-    holder: ModelHolder, metrics: Metrics, settings: Settings, served_by: str
-) -> dict[str, Provide]:
-    """Constant providers: the same objects for every request, no per-request work."""
+def api_part(settings: Settings, holder: ModelHolder, metrics: Metrics, served_by: str) -> Part:
+    """The scoring API: its routes (with the metrics middleware), model loading, draining."""
 
-    def const(value: object) -> Provide:
-        return Provide(lambda: value, use_cache=True, sync_to_thread=False)
+    def load_model() -> None:
+        if holder.status is Status.LOADING:
+            holder.load(settings)
+        if holder.model is not None:
+            metrics.model_info.labels(holder.model.name, holder.model.digest).set(1)
 
-    return {
-        "holder": const(holder),
-        "metrics": const(metrics),
-        "settings": const(settings),
-        "served_by": const(served_by),
-    }
+    return Part(
+        # Only the API's own routes are measured: dashboard pages and streams are not scoring.
+        routers=[Router(path="/", route_handlers=ROUTES, middleware=[middleware_factory(metrics)])],
+        dependencies={
+            "holder": constant(holder),
+            "metrics": constant(metrics),
+            "served_by": constant(served_by),
+        },
+        on_startup=[load_model],
+        on_shutdown=[holder.drain],
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -87,23 +88,37 @@ def prepare_metrics_dir(settings: Settings) -> str:
     return str(path)
 
 
+FACTORIES = {
+    "serve": "app.factory:create_served_app",
+    "api": "app.factory:create_served_api_app",
+    "dashboard": "app.factory:create_served_dashboard_app",
+}
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    """``serve`` (API + dashboard), ``api`` or ``dashboard``: check, then run the server."""
     overrides = {"WORKERS": args.workers, "PORT": args.port, "HOST": args.host}
     for name, value in overrides.items():
         if value is not None:
             os.environ[name] = str(value)  # workers re-read settings from the environment
+    # Workers must sign and check the dashboard's CSRF tokens with the same secret.
+    os.environ.setdefault("DASHBOARD_SECRET", secrets.token_hex(32))
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         return _fail(str(exc))
-    problem = ensure_artifact(settings) or check_envelope(settings)
-    if problem:
-        return _fail(problem)
+    if args.command == "dashboard":
+        if not settings.backend_url:
+            return _fail("the dashboard alone needs BACKEND_URL, the scorer's base URL")
+    else:
+        problem = ensure_artifact(settings) or check_envelope(settings)
+        if problem:
+            return _fail(problem)
     metrics_dir = prepare_metrics_dir(settings)
     from app import server  # uvicorn and the app only once the checks pass
 
     try:
-        return server.serve(settings)
+        return server.serve(settings, FACTORIES[args.command])
     finally:
         if not settings.metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -140,17 +155,36 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gridscore", description="Real-time anomaly scoring for power-grid sensor readings."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser(
-        "serve",
-        help="serve the API (runs the convert step first if the artifact is missing and "
-        "TRAIN_IF_MISSING=1)",
-        description="Serve POST /predict, /health, /live, /metrics and /schema. Every setting "
-        "comes from the environment (see README); these flags override a few.",
-    )
-    serve.add_argument("--workers", type=int, help="worker processes (env WORKERS, default 1)")
-    serve.add_argument("--port", type=int, help="TCP port (env PORT, default 8000)")
-    serve.add_argument("--host", help="listen address (env HOST, default 127.0.0.1)")
-    serve.set_defaults(func=cmd_serve)
+    servers = {
+        "serve": (
+            "serve the API and the dashboard (converting the model first if it is missing and "
+            "TRAIN_IF_MISSING=1)",
+            "Serve POST /predict, /health, /live, /metrics, /schema and the dashboard at /, "
+            "which scores through this same process.",
+        ),
+        "api": (
+            "serve the scoring API alone",
+            "Serve POST /predict, /health, /live, /metrics and /schema.",
+        ),
+        "dashboard": (
+            "serve the dashboard alone, against the scorer at BACKEND_URL",
+            "Serve the dashboard at / (and /live, /health for probes); it needs neither "
+            "onnxruntime nor the model.",
+        ),
+    }
+    for name, (summary, description) in servers.items():
+        server_parser = sub.add_parser(
+            name,
+            help=summary,
+            description=f"{description} Every setting comes from the environment (see the "
+            "README); these flags override a few.",
+        )
+        server_parser.add_argument(
+            "--workers", type=int, help="worker processes (env WORKERS, default 1)"
+        )
+        server_parser.add_argument("--port", type=int, help="TCP port (env PORT, default 8000)")
+        server_parser.add_argument("--host", help="listen address (env HOST, default 127.0.0.1)")
+        server_parser.set_defaults(func=cmd_serve)
     convert = sub.add_parser("convert", help="train and publish the model (python -m convert)")
     convert.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for python -m convert")
     convert.set_defaults(func=cmd_convert)

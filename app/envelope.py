@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
-import numpy as np
 
 if TYPE_CHECKING:
     from app.artifact import Metadata
@@ -42,20 +41,18 @@ class Bound(msgspec.Struct, forbid_unknown_fields=True):
 
 @dataclass(frozen=True)
 class Envelope:
-    """Bounds per feature (float32, in feature order); a reading outside is flagged."""
+    """Bounds per feature, in feature order; a reading outside is flagged."""
 
     source: str
     features: tuple[str, ...]
-    low: np.ndarray
-    high: np.ndarray
+    low: tuple[float, ...]
+    high: tuple[float, ...]
 
     def bounds(self) -> dict[str, list[float | None]]:
         """[low, high] per feature; None where unbounded."""
         return {
             name: [None if math.isinf(lo) else lo, None if math.isinf(hi) else hi]
-            for name, lo, hi in zip(
-                self.features, self.low.tolist(), self.high.tolist(), strict=True
-            )
+            for name, lo, hi in zip(self.features, self.low, self.high, strict=True)
         }
 
     def breach_columns(self) -> list[tuple[str, str]]:
@@ -139,8 +136,8 @@ def resolve(
     return Envelope(
         source=source,
         features=features,
-        low=np.array([bounds[f][0] for f in features], dtype=np.float32),
-        high=np.array([bounds[f][1] for f in features], dtype=np.float32),
+        low=tuple(float(bounds[f][0]) for f in features),
+        high=tuple(float(bounds[f][1]) for f in features),
     )
 
 

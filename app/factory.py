@@ -1,17 +1,26 @@
-"""Build the Litestar apps: explicit dependencies in, an app out."""
+"""Build the Litestar apps: explicit dependencies in, an app out.
+
+Three shapes: the scoring API alone, the dashboard alone (talking to BACKEND_URL over HTTP;
+this one never imports onnxruntime or numpy), and both in one process (the local default,
+where the dashboard talks to its own API over loopback).
+"""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
-from app import api, logs
+from app import logs
 from app.errors import handle_exception
-from app.metrics import Metrics, middleware_factory
-from app.model import ModelHolder, Status
+from app.parts import Part, constant
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.metrics import Metrics
+    from app.model import ModelHolder
 
 
 def served_by(settings: Settings) -> str:
@@ -19,29 +28,19 @@ def served_by(settings: Settings) -> str:
     return f"{settings.instance_name()}:{os.getpid()}"
 
 
-def create_api_app(
-    settings: Settings,
-    holder: ModelHolder | None = None,
-    metrics: Metrics | None = None,
-) -> Litestar:
-    """The scoring API. Without ``holder`` the model loads from ``settings`` at start-up."""
-    holder = holder or ModelHolder()
-    metrics = metrics or Metrics()
-    instance = served_by(settings)
-
-    def load_model() -> None:
-        if holder.status is Status.LOADING:
-            holder.load(settings)
-        if holder.model is not None:
-            metrics.model_info.labels(holder.model.name, holder.model.digest).set(1)
-
+def assemble(settings: Settings, parts: list[Part]) -> Litestar:
+    """One Litestar app from the given parts, with gridscore's errors, logging and OpenAPI."""
+    options: dict[str, Any] = {}
+    dependencies = {"settings": constant(settings)}
+    for part in parts:
+        options.update(part.app_options)
+        dependencies.update(part.dependencies)
     return Litestar(
-        route_handlers=api.ROUTES,
-        dependencies=api.dependencies(holder, metrics, settings, instance),
-        middleware=[middleware_factory(metrics)],
+        route_handlers=[router for part in parts for router in part.routers],
+        dependencies=dependencies,
         exception_handlers={Exception: handle_exception},
-        on_startup=[load_model],
-        on_shutdown=[holder.drain],
+        on_startup=[hook for part in parts for hook in part.on_startup],
+        on_shutdown=[hook for part in parts for hook in part.on_shutdown],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="gridscore",
@@ -51,11 +50,65 @@ def create_api_app(
         ),
         logging_config=None,  # gridscore's JSON logging is set up by the launcher
         debug=False,
+        **options,
     )
 
 
-def create_served_app() -> Litestar:
-    """Entry point for uvicorn (``factory=True``): settings from the environment."""
+def _api(settings: Settings, holder: ModelHolder | None, metrics: Metrics | None) -> Part:
+    from app.api import api_part
+    from app.metrics import Metrics
+    from app.model import ModelHolder
+
+    return api_part(settings, holder or ModelHolder(), metrics or Metrics(), served_by(settings))
+
+
+def _dashboard(settings: Settings) -> Part:
+    from app.dashboard.app import dashboard_part, template_config
+
+    return dashboard_part(settings, template_config())
+
+
+def create_api_app(
+    settings: Settings,
+    holder: ModelHolder | None = None,
+    metrics: Metrics | None = None,
+) -> Litestar:
+    """The scoring API. Without ``holder`` the model loads from ``settings`` at start-up."""
+    return assemble(settings, [_api(settings, holder, metrics)])
+
+
+def create_dashboard_app(settings: Settings) -> Litestar:
+    """The dashboard alone, for its own process; the scorer is at ``settings.backend_url``."""
+    from app.dashboard.routes import probe_routes
+
+    return assemble(settings, [_dashboard(settings), probe_routes()])
+
+
+def create_combined_app(
+    settings: Settings,
+    holder: ModelHolder | None = None,
+    metrics: Metrics | None = None,
+) -> Litestar:
+    """API and dashboard in one process; the dashboard scores through this process's API."""
+    return assemble(settings, [_api(settings, holder, metrics), _dashboard(settings)])
+
+
+def _from_env() -> Settings:
     settings = Settings.from_env()
     logs.configure(settings.log_level)
-    return create_api_app(settings)
+    return settings
+
+
+def create_served_app() -> Litestar:
+    """uvicorn entry point (``factory=True``) for ``gridscore serve``: API and dashboard."""
+    return create_combined_app(_from_env())
+
+
+def create_served_api_app() -> Litestar:
+    """uvicorn entry point for ``gridscore api``: the scoring API alone."""
+    return create_api_app(_from_env())
+
+
+def create_served_dashboard_app() -> Litestar:
+    """uvicorn entry point for ``gridscore dashboard``: the dashboard alone."""
+    return create_dashboard_app(_from_env())

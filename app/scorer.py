@@ -31,9 +31,11 @@ class Scorer:
         meta = artifact.metadata
         self._input = meta.input_name
         self._outputs = [meta.output_name, meta.envelope.breach_output]
+        # The graph compares in float32, so the bounds go in as float32 (230 V stays 230 V;
+        # a bound like 49.88 Hz rounds to its nearest float32, as the readings do).
         self._feeds = {
-            meta.envelope.low_input: envelope.low,
-            meta.envelope.high_input: envelope.high,
+            meta.envelope.low_input: np.array(envelope.low, dtype=np.float32),
+            meta.envelope.high_input: np.array(envelope.high, dtype=np.float32),
         }
         self.features: tuple[str, ...] = tuple(meta.features)
 

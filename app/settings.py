@@ -103,7 +103,17 @@ class Settings:
     node_name: str = ""
     """NODE_NAME: node the pod runs on, shown on the dashboard (default empty)."""
     backend_url: str = ""
-    """BACKEND_URL: scorer the dashboard talks to (default: this process)."""
+    """BACKEND_URL: scorer the dashboard talks to (default: this process, http://127.0.0.1:PORT)."""
+    dashboard_secret: str = ""
+    """DASHBOARD_SECRET: signs the dashboard's CSRF cookie; the launcher makes one if unset."""
+    burst_max_requests: int = 5_000
+    """DASHBOARD_MAX_BURST_REQUESTS: most requests in one dashboard burst (default 5000)."""
+    burst_max_concurrency: int = 64
+    """DASHBOARD_MAX_BURST_CONCURRENCY: most requests in flight in a burst (default 64)."""
+    burst_max_seconds: float = 30.0
+    """DASHBOARD_MAX_BURST_SECONDS: a burst stops after this long (default 30)."""
+    dashboard_max_batch: int = 1_000
+    """DASHBOARD_MAX_BATCH: most readings per request from the dashboard (default 1000)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -135,12 +145,21 @@ class Settings:
             pod_name=env.get("POD_NAME", "").strip(),
             node_name=env.get("NODE_NAME", "").strip(),
             backend_url=env.get("BACKEND_URL", "").strip(),
+            dashboard_secret=env.get("DASHBOARD_SECRET", "").strip(),
+            burst_max_requests=_int(env, "DASHBOARD_MAX_BURST_REQUESTS", 5_000, minimum=1),
+            burst_max_concurrency=_int(env, "DASHBOARD_MAX_BURST_CONCURRENCY", 64, minimum=1),
+            burst_max_seconds=_float(env, "DASHBOARD_MAX_BURST_SECONDS", 30.0) or 30.0,
+            dashboard_max_batch=_int(env, "DASHBOARD_MAX_BATCH", 1_000, minimum=1),
         )
+
+    def dashboard_backend(self) -> str:
+        """The scorer the dashboard uses: BACKEND_URL, else this process."""
+        return self.backend_url or f"http://127.0.0.1:{self.port}"
 
     def instance_name(self) -> str:
         """The pod name, else the host name: the first half of ``served_by``."""
         return self.pod_name or socket.gethostname()
 
     def describe(self) -> dict[str, object]:
-        """Settings as plain values, for the start-up log line."""
-        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        """Settings as plain values for the start-up log line (the secret left out)."""
+        return {f.name: str(getattr(self, f.name)) for f in fields(self) if "secret" not in f.name}

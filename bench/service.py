@@ -13,35 +13,19 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
-import time
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import loadgen, procs
+from bench import loadgen, procs, serving
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _health_ok(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            return sock.recv(16).startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
 
 
 @contextmanager
@@ -49,44 +33,27 @@ def server(
     model_dir: Path, workers: int, command: list[str] | None = None, **env: str
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
     """A running server; yields (process, port, seconds from spawn to the first 200 /health)."""
-    port = _free_port()
-    environment = {
-        **os.environ,
-        "MODEL_DIR": str(model_dir),
-        "TRAIN_IF_MISSING": "0",
-        "WORKERS": str(workers),
-        "PORT": str(port),
-        "LOG_LEVEL": "warning",
-        **env,
-    }
-    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    argv = command or [sys.executable, "-m", "app", "serve"]
-    if command:  # a raw uvicorn command needs the port and a metrics folder spelled out
-        argv = [*command, "--port", str(port)]
-        environment["PROMETHEUS_MULTIPROC_DIR"] = str(RESULTS / f".metrics-{port}")
-        Path(environment["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        argv, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = started + 60
-        while not _health_ok(port):
-            if process.poll() is not None or time.perf_counter() > deadline:
-                raise RuntimeError(f"server did not become ready ({' '.join(argv)})")
-            time.sleep(0.002)
-        yield process, port, time.perf_counter() - started
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if command:
-            for leftover in Path(environment["PROMETHEUS_MULTIPROC_DIR"]).glob("*"):
-                leftover.unlink()
-            Path(environment["PROMETHEUS_MULTIPROC_DIR"]).rmdir()
+    with tempfile.TemporaryDirectory(prefix="gridscore-bench-") as tmp:
+        if command is None:
+            with serving.gridscore_serve(
+                model_dir, Path(tmp), WORKERS=str(workers), LOG_LEVEL="warning", **env
+            ) as running:
+                yield running.process, running.port, running.ready_s
+            return
+        # A raw uvicorn command needs the port and a metrics folder spelled out.
+        port = serving.free_port()
+        environment = {
+            **os.environ,
+            "MODEL_DIR": str(model_dir),
+            "PROMETHEUS_MULTIPROC_DIR": tmp,
+            "LOG_LEVEL": "warning",
+            **env,
+        }
+        environment.pop("WORKERS", None)
+        with serving.run_server(
+            [*command, "--port", str(port)], environment, port, Path(tmp)
+        ) as running:
+            yield running.process, running.port, running.ready_s
 
 
 def cold_start(model_dir: Path, workers: int, runs: int) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.serving import gridscore_serve
 from tests.conftest import DESIGN_EXAMPLE
-from tests.serving import gridscore_serve
 
 
 def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from app.server import set_nodelay
+from bench.serving import gridscore_serve
 from tests.conftest import DESIGN_EXAMPLE
 from tests.metrics_text import value
-from tests.serving import gridscore_serve
 
 
 class _Transport:

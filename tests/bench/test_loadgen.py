@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import loadgen
-from tests.serving import RunningServer, gridscore_serve
+from bench.serving import RunningServer, gridscore_serve
 
 
 @pytest.fixture(scope="module")

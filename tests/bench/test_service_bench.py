@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving import gridscore_serve
+from bench.serving import gridscore_serve
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""A lean asyncio HTTP/1.1 client for load generation.
+"""A lean asyncio HTTP/1.1 client for the dashboard and the load generator.
 
 httpx spends a few hundred microseconds of Python per request, which would swamp the latency of
 a sub-millisecond scorer; this client writes a prebuilt request and reads a Content-Length

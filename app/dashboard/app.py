@@ -1,0 +1,122 @@
+"""The dashboard side of an app: routes, templates, static files, CSRF, security headers."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from pathlib import Path
+from typing import Any
+
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import ResponseHeader
+from litestar.router import Router
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from app.dashboard import routes
+from app.dashboard.backend import Backend
+from app.dashboard.bursts import BurstLimits, BurstRunner
+from app.dashboard.shutdown import on_stop_signal
+from app.dashboard.streams import StreamHub
+from app.parts import Part, constant
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "templates"
+STATIC = ROOT / "static"
+
+# Only the dashboard's own files run or style the page: no inline script or style, no eval,
+# no other origin. htmx is configured (meta tag) to inject no style and to evaluate nothing.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = [
+    ResponseHeader(name="Content-Security-Policy", value=CONTENT_SECURITY_POLICY),
+    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+    ResponseHeader(name="X-Frame-Options", value="DENY"),
+    ResponseHeader(name="Referrer-Policy", value="same-origin"),
+]
+
+
+def _ms(value: Any) -> str:
+    """Milliseconds for display; a dash when there is nothing to show yet."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if math.isnan(number) else f"{number:.2f} ms"
+
+
+def _register_filters(engine: JinjaTemplateEngine) -> None:
+    engine.engine.filters["ms"] = _ms
+
+
+def template_config() -> TemplateConfig[JinjaTemplateEngine]:
+    return TemplateConfig(
+        directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_register_filters
+    )
+
+
+def dashboard_part(settings: Settings, template: TemplateConfig[JinjaTemplateEngine]) -> Part:
+    """Dashboard routes and their state (streams, bursts), talking to the configured scorer."""
+    backend_url = settings.dashboard_backend()
+
+    def render(name: str, context: Any) -> str:
+        return str(template.engine_instance.get_template(name).render(**context))
+
+    hub = StreamHub(backend_url, render)
+    bursts = BurstRunner(
+        backend_url,
+        BurstLimits(
+            max_requests=settings.burst_max_requests,
+            max_concurrency=settings.burst_max_concurrency,
+            max_seconds=settings.burst_max_seconds,
+            max_batch=settings.dashboard_max_batch,
+        ),
+    )
+    backend = Backend(backend_url)
+
+    def started() -> None:
+        on_stop_signal(hub.close_all)
+
+    async def stopped() -> None:
+        hub.close_all()
+        bursts.cancel()
+        await backend.close()
+
+    return Part(
+        routers=[
+            Router(path="/", route_handlers=routes.ROUTES, response_headers=SECURITY_HEADERS),
+            Router(
+                path="/",
+                route_handlers=[
+                    create_static_files_router(
+                        path="/static", directories=[STATIC], include_in_schema=False
+                    )
+                ],
+                response_headers=SECURITY_HEADERS,
+            ),
+        ],
+        dependencies={
+            "hub": constant(hub),
+            "bursts": constant(bursts),
+            "backend": constant(backend),
+        },
+        on_startup=[started],
+        on_shutdown=[stopped],
+        app_options={
+            "template_config": template,
+            "csrf_config": CSRFConfig(
+                # Without DASHBOARD_SECRET each process signs its own tokens, which is fine for
+                # one process; the launcher shares one secret between its workers.
+                secret=settings.dashboard_secret or secrets.token_hex(32),
+                cookie_samesite="strict",
+                cookie_httponly=True,
+                # Scoring clients post JSON with no cookies; only the dashboard's forms need it.
+                exclude=["^/predict$"],
+            ),
+        },
+    )

@@ -1,0 +1,99 @@
+"""The dashboard's client for the scorer at BACKEND_URL (HTTP only, keep-alive by default)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import msgspec
+
+from app.dashboard.http1 import Connection, ProtocolError, Target, build_request
+from app.schemas import ErrorBody, HealthResponse, PredictResponse
+
+
+class BackendError(RuntimeError):
+    """The scorer could not be reached, or answered with an error."""
+
+
+@dataclass(frozen=True)
+class Scored:
+    response: PredictResponse
+    latency_s: float
+    new_connection: bool
+
+
+_decode_predict = msgspec.json.Decoder(PredictResponse).decode
+_decode_health = msgspec.json.Decoder(HealthResponse).decode
+_decode_error = msgspec.json.Decoder(ErrorBody).decode
+_encode = msgspec.json.Encoder().encode
+
+
+class Backend:
+    """Posts batches to ``/predict`` and reads ``/health`` of one scorer."""
+
+    def __init__(self, base_url: str, timeout: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.predict_target = Target.parse(f"{self.base_url}/predict")
+        self.health_target = Target.parse(f"{self.base_url}/health")
+        self.timeout = timeout
+        self._idle: list[Connection] = []
+        self.connections_opened = 0
+
+    async def _request(self, target: Target, raw: bytes, fresh: bool) -> tuple[int, bytes]:
+        conn = None
+        if not fresh:
+            while self._idle and conn is None:
+                candidate = self._idle.pop()
+                conn = candidate if candidate.open else None
+        try:
+            if conn is None:
+                conn = await asyncio.wait_for(Connection.connect(target), self.timeout)
+                self.connections_opened += 1
+            response = await asyncio.wait_for(conn.request(raw), self.timeout)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ProtocolError) as exc:
+            if conn is not None:
+                await conn.close()
+            reason = str(exc) or type(exc).__name__
+            raise BackendError(f"scorer at {self.base_url} unreachable: {reason}") from None
+        if response.keep_alive and not fresh:
+            self._idle.append(conn)
+        else:
+            await conn.close()
+        return response.status, response.body
+
+    async def predict(
+        self, readings: list[dict[str, float]], new_connection: bool = False
+    ) -> Scored:
+        raw = build_request(
+            "POST", self.predict_target, _encode({"readings": readings}), new_connection
+        )
+        started = time.perf_counter()
+        status, body = await self._request(self.predict_target, raw, new_connection)
+        latency = time.perf_counter() - started
+        if status != 200:
+            raise BackendError(f"scorer answered {status}: {self._detail(body)}")
+        return Scored(_decode_predict(body), latency, new_connection)
+
+    async def health(self) -> HealthResponse:
+        raw = build_request("GET", self.health_target)
+        status, body = await self._request(self.health_target, raw, fresh=False)
+        try:
+            health = _decode_health(body)
+        except msgspec.MsgspecError:
+            raise BackendError(f"scorer answered {status} with an unexpected body") from None
+        if status != 200:
+            raise BackendError(f"scorer not ready ({health.status}): {health.reason or ''}".strip())
+        return health
+
+    @staticmethod
+    def _detail(body: bytes) -> str:
+        try:
+            return _decode_error(body).detail
+        except msgspec.MsgspecError:
+            return body[:200].decode(errors="replace")
+
+    async def close(self) -> None:
+        for conn in self._idle:
+            await conn.close()
+        self._idle.clear()

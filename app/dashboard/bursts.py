@@ -1,0 +1,121 @@
+"""Load bursts fired from the dashboard: bounded by configuration, one at a time per process."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.dashboard.charts import served_by_bars
+from app.dashboard.loadrun import LoadRun, LoadSpec
+from app.dashboard.streams import ParamError, _flag, _number
+
+
+class BurstRefused(RuntimeError):
+    """A burst is already running (one at a time per dashboard process)."""
+
+
+@dataclass(frozen=True)
+class BurstLimits:
+    """Ceilings a browser user cannot exceed (DASHBOARD_MAX_BURST_* settings)."""
+
+    max_requests: int = 5_000
+    max_concurrency: int = 64
+    max_seconds: float = 30.0
+    max_batch: int = 1_000
+
+
+@dataclass
+class Burst:
+    id: int
+    kind: str  # "concurrent" or "sustained"
+    run: LoadRun
+    started: float = field(default_factory=time.monotonic)
+    task: asyncio.Task[Any] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.task is not None and self.task.done()
+
+    def view(self) -> dict[str, Any]:
+        result = self.run.result
+        if self.done:
+            result.elapsed = result.elapsed or (time.monotonic() - self.started)
+        else:
+            result.elapsed = time.monotonic() - self.started
+        summary = result.summary()
+        planned = self.run.spec.planned or 0
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "done": self.done,
+            "planned": planned,
+            "completed": result.completed,
+            "progress": result.completed / planned if planned else 0.0,
+            "cycles": self.run.spec.cycles,
+            "cycles_done": result.cycles_done,
+            "errors": sum(result.statuses[s] for s in result.statuses if s >= 400)
+            + sum(result.errors.values()),
+            "summary": summary,
+            "bars": served_by_bars(summary["served_by"]),
+        }
+
+
+class BurstRunner:
+    """Starts bursts against the configured backend only; refuses a second while one runs."""
+
+    def __init__(self, backend_url: str, limits: BurstLimits) -> None:
+        self.predict_url = f"{backend_url.rstrip('/')}/predict"
+        self.limits = limits
+        self.current: Burst | None = None
+        self._ids = itertools.count(1)
+
+    def _spec(self, kind: str, form: Mapping[str, str]) -> LoadSpec:
+        limits = self.limits
+        batch = int(_number(form, "batch", 1, 1, limits.max_batch))
+        new_connection = _flag(form, "new_connection")
+        url = self.predict_url
+        if kind == "concurrent":
+            requests = int(_number(form, "requests", 200, 1, limits.max_requests))
+            concurrency = int(_number(form, "concurrency", 10, 1, limits.max_concurrency))
+            return LoadSpec(
+                url,
+                batch,
+                concurrency,
+                requests=requests,
+                duration=limits.max_seconds,
+                new_connection=new_connection,
+                timeout=5.0,
+            )
+        workers = int(_number(form, "workers", 8, 1, limits.max_concurrency))
+        cycles = int(_number(form, "cycles", 20, 1, limits.max_requests))
+        if workers * cycles > limits.max_requests:
+            raise ParamError(f"workers x cycles must be at most {limits.max_requests}")
+        return LoadSpec(
+            url,
+            batch,
+            workers,
+            cycles=cycles,
+            duration=limits.max_seconds,
+            new_connection=new_connection,
+            timeout=5.0,
+        )
+
+    def start(self, kind: str, form: Mapping[str, str]) -> Burst:
+        if self.current is not None and not self.current.done:
+            raise BurstRefused(
+                f"burst #{self.current.id} is still running; one burst at a time per dashboard"
+            )
+        spec = self._spec(kind, form)
+        burst = Burst(next(self._ids), kind, LoadRun(spec))
+        burst.task = asyncio.create_task(burst.run.run())
+        self.current = burst
+        return burst
+
+    def cancel(self) -> None:
+        """Stop a running burst (server shutdown)."""
+        if self.current is not None and self.current.task is not None:
+            self.current.task.cancel()

@@ -1,0 +1,132 @@
+"""Server-rendered SVG charts: the live readings with anomaly markers, and served_by bars.
+
+Only SVG presentation attributes (no inline ``style``), so a strict Content-Security-Policy
+needs no 'unsafe-inline'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+
+WIDTH = 760
+PANEL_HEIGHT = 120
+LEFT = 64
+RIGHT = 12
+PANELS = (("voltage", "V", "#1f77b4"), ("current", "A", "#2ca02c"), ("frequency", "Hz", "#9467bd"))
+RED, DARK_RED = "#d62728", "#7f0000"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One scored reading as the chart needs it."""
+
+    voltage: float
+    current: float
+    frequency: float
+    anomaly: bool
+    out_of_range: tuple[str, ...] = ()
+
+
+def _triangle(x: float, y: float, size: float, tip: float) -> str:
+    """Points of a triangle with its base at ``y`` and its tip ``tip`` pixels above/below."""
+    return f"{x - size:.1f},{y:.1f} {x + size:.1f},{y:.1f} {x:.1f},{y + tip:.1f}"
+
+
+def _label(x: float, y: float, text: str, anchor: str = "end", size: int = 10) -> str:
+    return f'<text x="{x}" y="{y}" font-size="{size}" text-anchor="{anchor}">{text}</text>'
+
+
+def _panel(points: Sequence[Point], index: int, window: int) -> list[str]:
+    feature, unit, color = PANELS[index]
+    top = index * PANEL_HEIGHT
+    plot_top, plot_bottom = top + 10, top + PANEL_HEIGHT - 16
+    values: list[float] = [getattr(p, feature) for p in points]
+    low, high = min(values), max(values)
+    if high - low < 1e-9:
+        low, high = low - 1, high + 1
+    pad = (high - low) * 0.08
+    low, high = low - pad, high + pad
+    span_x = WIDTH - LEFT - RIGHT
+    step = span_x / max(window - 1, 1)
+    offset = window - len(points)  # the newest point sits at the right edge
+
+    def x(i: int) -> float:
+        return LEFT + (i + offset) * step
+
+    def y(v: float) -> float:
+        return plot_bottom - (v - low) / (high - low) * (plot_bottom - plot_top)
+
+    line = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
+    out = [
+        f'<g class="panel" data-feature="{feature}">',
+        f'<rect x="{LEFT}" y="{plot_top}" width="{span_x}" height="{plot_bottom - plot_top}" '
+        'fill="#fafafa" stroke="#ccc"/>',
+        f'<text x="{LEFT + 6}" y="{plot_top + 13}" font-size="12" font-weight="bold" '
+        f'fill="#444">{feature}</text>',
+        _label(LEFT - 4, plot_top + 10, f"{high:.4g} {unit}"),
+        _label(LEFT - 4, plot_bottom, f"{low:.4g} {unit}"),
+        f'<polyline fill="none" stroke-width="1.5" stroke="{color}" points="{line}"/>',
+    ]
+    for i, point in enumerate(points):
+        if not point.anomaly:
+            continue
+        px, py = x(i), y(values[i])
+        breach = next((n for n in point.out_of_range if n.startswith(f"{feature}_")), None)
+        if breach:
+            # The feature that left its envelope: a larger triangle pointing the way it went.
+            tip = -9 if breach.endswith("_high") else 9
+            out.append(
+                f'<polygon class="anomaly breach" data-breach="{escape(breach)}" fill="{RED}" '
+                f'stroke="{DARK_RED}" points="{_triangle(px, py, 6, tip)}"/>'
+            )
+        else:
+            out.append(
+                f'<polygon class="anomaly" fill="{RED}" points="{_triangle(px, py + 4, 4, -8)}"/>'
+            )
+    out.append("</g>")
+    return out
+
+
+def readings_chart(points: Sequence[Point], window: int) -> str:
+    """Three stacked panels (voltage, current, frequency) with red triangles on anomalies."""
+    height = PANEL_HEIGHT * len(PANELS)
+    out = [
+        f'<svg class="readings-chart" xmlns="http://www.w3.org/2000/svg" '
+        f'viewBox="0 0 {WIDTH} {height}" width="100%" role="img" aria-label="live readings">'
+    ]
+    if points:
+        for index in range(len(PANELS)):
+            out.extend(_panel(points, index, window))
+    else:
+        out.append(_label(WIDTH / 2, height / 2, "no readings yet", "middle", 14))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def served_by_bars(counts: dict[str, int]) -> str:
+    """Horizontal bars: how many responses each instance served."""
+    if not counts:
+        return '<p class="muted">no responses yet</p>'
+    rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    peak = max(counts.values())
+    bar, label_width, width = 18, 200, 420
+    out = [
+        f'<svg class="served-by" xmlns="http://www.w3.org/2000/svg" '
+        f'viewBox="0 0 {width} {bar * len(rows) + 4}" width="{width}" role="img" '
+        'aria-label="responses per instance">'
+    ]
+    for i, (name, count) in enumerate(rows):
+        length = (width - label_width - 50) * count / peak
+        top = i * bar + 2
+        out.append(
+            f'<g class="bar" data-instance="{escape(name)}" data-count="{count}">'
+            + _label(label_width - 6, top + 13, escape(name), size=11)
+            + f'<rect x="{label_width}" y="{top + 2}" width="{length:.1f}" height="{bar - 5}" '
+            'fill="#1f77b4"/>'
+            + _label(round(label_width + length + 4, 1), top + 13, str(count), "start", 11)
+            + "</g>"
+        )
+    out.append("</svg>")
+    return "".join(out)

@@ -1,0 +1,283 @@
+"""Load runs against the scorer: closed loop, open loop, or waves; bounded in count and time.
+
+Closed loop: ``connections`` clients each send, wait for the answer, send again.
+Open loop: requests are due at a fixed ``rate``; latency counts from the time a request was
+due, not when a free connection finally sent it, so queueing shows up instead of hiding
+(the coordinated-omission trap).
+Waves: ``cycles`` rounds of ``connections`` requests fired together; a round starts when the
+previous one has finished (the dashboard's sustained bursts).
+
+Pure Python (no numpy), so the dashboard process can run it; ``bench.loadgen`` wraps it in a
+command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from app.dashboard.http1 import Connection, ProtocolError, Target, build_request
+
+MAX_REQUESTS = 1_000_000
+MAX_DURATION_S = 600.0
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """What to send, how hard, and when to stop (whichever bound comes first)."""
+
+    url: str
+    batch: int = 1
+    connections: int = 1
+    requests: int | None = None
+    duration: float = 10.0
+    rate: float | None = None  # requests/s; None = closed loop
+    cycles: int | None = None  # waves of `connections` requests; None = not waves
+    new_connection: bool = False
+    method: str = "POST"
+    timeout: float = 10.0
+    seed: int = 0
+    anomaly_rate: float = 0.02
+    bodies: int = 64
+
+    def __post_init__(self) -> None:
+        if not 0 < self.duration <= MAX_DURATION_S:
+            raise ValueError(f"duration must be in (0, {MAX_DURATION_S}] s")
+        if self.requests is not None and not 0 < self.requests <= MAX_REQUESTS:
+            raise ValueError(f"requests must be in (0, {MAX_REQUESTS}]")
+        if self.connections < 1 or self.batch < 1:
+            raise ValueError("connections and batch must be >= 1")
+        if self.rate is not None and self.rate <= 0:
+            raise ValueError("rate must be > 0")
+        if self.cycles is not None and not 0 < self.cycles * self.connections <= MAX_REQUESTS:
+            raise ValueError(f"cycles x connections must be in (0, {MAX_REQUESTS}]")
+
+    @property
+    def planned(self) -> int | None:
+        """Requests the run will send if no time bound cuts it short (None: time-bound only)."""
+        if self.cycles is not None:
+            return self.cycles * self.connections
+        return self.requests
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation; NaN for no values."""
+    if not sorted_values:
+        return float("nan")
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    rank = (len(sorted_values) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low)
+
+
+@dataclass
+class LoadResult:
+    spec: LoadSpec
+    latencies: list[float] = field(default_factory=list)  # seconds, successful requests only
+    statuses: Counter[int] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)  # transport errors by kind
+    served_by: Counter[str] = field(default_factory=Counter)
+    connections_opened: int = 0
+    elapsed: float = 0.0
+    cycles_done: int = 0
+
+    @property
+    def completed(self) -> int:
+        return sum(self.statuses.values()) + sum(self.errors.values())
+
+    def summary(self) -> dict[str, Any]:
+        ok = len(self.latencies)
+        lat = sorted(x * 1000 for x in self.latencies)
+        sent = self.completed
+        elapsed = self.elapsed or 1e-9
+
+        def ms(q: float) -> float:
+            return round(percentile(lat, q), 3)
+
+        return {
+            "mode": "open" if self.spec.rate else ("waves" if self.spec.cycles else "closed"),
+            "batch": self.spec.batch,
+            "connections": self.spec.connections,
+            "rate_target": self.spec.rate,
+            "cycles": self.spec.cycles,
+            "new_connection": self.spec.new_connection,
+            "requests": sent,
+            "ok": ok,
+            "elapsed_s": round(self.elapsed, 3),
+            "requests_per_s": round(sent / elapsed, 1),
+            "rows_per_s": round(ok * self.spec.batch / elapsed, 1),
+            "p50_ms": ms(50),
+            "p90_ms": ms(90),
+            "p95_ms": ms(95),
+            "p99_ms": ms(99),
+            "max_ms": round(lat[-1], 3) if lat else float("nan"),
+            "mean_ms": round(statistics.fmean(lat), 3) if lat else float("nan"),
+            "errors_by_status": {str(k): v for k, v in sorted(self.statuses.items()) if k >= 400},
+            "transport_errors": dict(self.errors),
+            "served_by": dict(self.served_by.most_common()),
+            "connections_opened": self.connections_opened,
+        }
+
+
+def make_bodies(batch: int, count: int, seed: int, anomaly_rate: float) -> list[bytes]:
+    """``count`` distinct /predict bodies of ``batch`` readings (nominal, some far out)."""
+    rng = random.Random(seed)
+    bodies = []
+    for _ in range(count):
+        readings = []
+        for _ in range(batch):
+            reading = [rng.gauss(230.0, 3.0), rng.gauss(10.0, 1.5), rng.gauss(50.0, 0.02)]
+            if rng.random() < anomaly_rate:
+                reading = [value * rng.choice((0.6, 1.5)) for value in reading]
+            v, c, f = reading
+            readings.append(
+                {"voltage": round(v, 3), "current": round(c, 3), "frequency": round(f, 4)}
+            )
+        bodies.append(json.dumps({"readings": readings}).encode())
+    return bodies
+
+
+class _ServedBy(msgspec.Struct):
+    served_by: str = ""
+
+
+_decode_served_by = msgspec.json.Decoder(_ServedBy).decode
+
+
+class LoadRun:
+    """One load run; ``result`` fills in as it goes, so progress can be read while it runs."""
+
+    def __init__(self, spec: LoadSpec) -> None:
+        self.spec = spec
+        self.result = LoadResult(spec)
+        self.target = Target.parse(spec.url)
+        bodies = (
+            make_bodies(spec.batch, spec.bodies, spec.seed, spec.anomaly_rate)
+            if spec.method == "POST"
+            else [b""]
+        )
+        self.raw = [build_request(spec.method, self.target, b, spec.new_connection) for b in bodies]
+        self.sent = 0
+        self.deadline = 0.0
+        self.idle: list[Connection] = []
+
+    def _take_ticket(self) -> int | None:
+        if self.spec.requests is not None and self.sent >= self.spec.requests:
+            return None
+        if time.perf_counter() >= self.deadline:
+            return None
+        self.sent += 1
+        return self.sent
+
+    async def _connection(self) -> Connection:
+        while self.idle:
+            conn = self.idle.pop()
+            if conn.open:
+                return conn
+        conn = await Connection.connect(self.target)
+        self.result.connections_opened += 1
+        return conn
+
+    async def _one(self, ticket: int, due: float) -> None:
+        result = self.result
+        conn = None
+        try:
+            conn = await asyncio.wait_for(self._connection(), self.spec.timeout)
+            response = await asyncio.wait_for(
+                conn.request(self.raw[ticket % len(self.raw)]), self.spec.timeout
+            )
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ProtocolError) as exc:
+            result.errors[type(exc).__name__] += 1
+            if conn is not None:
+                await conn.close()
+            return
+        finished = time.perf_counter()
+        result.statuses[response.status] += 1
+        if response.status < 400:
+            result.latencies.append(finished - due)
+            if response.body.startswith(b"{"):
+                served = _decode_served_by(response.body).served_by
+                if served:
+                    result.served_by[served] += 1
+        if response.keep_alive and not self.spec.new_connection:
+            self.idle.append(conn)
+        else:
+            await conn.close()
+
+    async def _closed_loop(self) -> None:
+        async def client() -> None:
+            while (ticket := self._take_ticket()) is not None:
+                await self._one(ticket, time.perf_counter())
+
+        await asyncio.gather(*(client() for _ in range(self.spec.connections)))
+
+    async def _open_loop(self) -> None:
+        assert self.spec.rate is not None
+        interval = 1.0 / self.spec.rate
+        slots = asyncio.Semaphore(self.spec.connections)
+        start = time.perf_counter()
+        tasks = []
+
+        async def send(ticket: int, due: float) -> None:
+            async with slots:
+                await self._one(ticket, due)
+
+        index = 0
+        while True:
+            due = start + index * interval
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            ticket = self._take_ticket()
+            if ticket is None:
+                break
+            tasks.append(asyncio.ensure_future(send(ticket, due)))
+            index += 1
+        await asyncio.gather(*tasks)
+
+    async def _waves(self) -> None:
+        assert self.spec.cycles is not None
+        for _ in range(self.spec.cycles):
+            tickets = [t for t in (self._take_ticket() for _ in range(self.spec.connections)) if t]
+            if not tickets:
+                break
+            now = time.perf_counter()
+            await asyncio.gather(*(self._one(ticket, now) for ticket in tickets))
+            self.result.cycles_done += 1
+
+    async def run(self) -> LoadResult:
+        """Run to completion; stops at ``requests``/``cycles`` or ``duration``."""
+        started = time.perf_counter()
+        self.deadline = started + self.spec.duration
+        try:
+            if self.spec.rate:
+                await self._open_loop()
+            elif self.spec.cycles:
+                await self._waves()
+            else:
+                await self._closed_loop()
+        finally:
+            self.result.elapsed = time.perf_counter() - started
+            for conn in self.idle:
+                await conn.close()
+            self.idle.clear()
+        return self.result
+
+
+async def run_async(spec: LoadSpec) -> LoadResult:
+    return await LoadRun(spec).run()
+
+
+def run(spec: LoadSpec) -> LoadResult:
+    """Run one load test to completion (blocks); stops at ``requests`` or ``duration``."""
+    return asyncio.run(run_async(spec))

@@ -1,0 +1,180 @@
+"""The dashboard's routes: the page, its htmx fragments, the SSE stream, bursts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from litestar import Request, get, post
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import ServerSentEvent, ServerSentEventMessage, Template
+from litestar.router import Router
+
+from app.dashboard.backend import Backend, BackendError
+from app.dashboard.bursts import BurstRefused, BurstRunner
+from app.dashboard.simulator import Simulator
+from app.dashboard.streams import ParamError, StreamHub, StreamParams
+from app.parts import Part
+from app.settings import Settings
+
+Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+
+
+def _fragment(name: str, status: int = 200, **context: Any) -> Template:
+    return Template(template_name=name, context=context, status_code=status)
+
+
+@get("/", name="dashboard", include_in_schema=False)
+async def page(
+    settings: NamedDependency[Settings], bursts: NamedDependency[BurstRunner]
+) -> Template:
+    return Template(
+        template_name="dashboard.html",
+        context={
+            "backend_url": settings.dashboard_backend(),
+            "defaults": StreamParams(),
+            "limits": bursts.limits,
+            "node_name": settings.node_name,
+            "burst": bursts.current.view() if bursts.current else None,
+        },
+    )
+
+
+@get("/dashboard/status", include_in_schema=False)
+async def status(backend: NamedDependency[Backend]) -> Template:
+    try:
+        health = await backend.health()
+    except BackendError as exc:
+        return _fragment("_status.html", ok=False, error=str(exc), url=backend.base_url)
+    return _fragment("_status.html", ok=True, health=health, url=backend.base_url)
+
+
+@post("/dashboard/stream/start", include_in_schema=False, status_code=200)
+async def stream_start(data: Form, settings: NamedDependency[Settings]) -> Template:
+    try:
+        params = StreamParams.parse(data, settings.dashboard_max_batch)
+    except ParamError as exc:
+        return _fragment("_stopped.html", 422, error=str(exc))
+    return _fragment("_live.html", params=params, query=params.query())
+
+
+@post("/dashboard/stream/stop", include_in_schema=False, status_code=200)
+async def stream_stop() -> Template:
+    return _fragment("_stopped.html", error=None)
+
+
+@get("/dashboard/stream", include_in_schema=False)
+async def stream_events(
+    request: Request[Any, Any, Any],
+    hub: NamedDependency[StreamHub],
+    settings: NamedDependency[Settings],
+) -> ServerSentEvent:
+    params = StreamParams.parse(dict(request.query_params), settings.dashboard_max_batch)
+    stream, queue = hub.join(params)
+
+    async def events() -> AsyncIterator[ServerSentEventMessage]:
+        try:
+            if stream.fragment:
+                yield ServerSentEventMessage(event="tick", data=stream.fragment)
+            while True:
+                fragment = await queue.get()
+                if fragment is None:  # the server is shutting down
+                    return
+                yield ServerSentEventMessage(event="tick", data=fragment)
+        finally:
+            # Runs when the browser goes away too: the request is cancelled on disconnect.
+            hub.leave(stream, queue)
+
+    return ServerSentEvent(events(), headers={"Cache-Control": "no-store"})
+
+
+@get("/dashboard/streams", include_in_schema=False, sync_to_thread=False)
+def stream_stats(hub: NamedDependency[StreamHub]) -> dict[str, int]:
+    return hub.stats()
+
+
+@post("/dashboard/generate", include_in_schema=False, status_code=200)
+async def generate(
+    data: Form, backend: NamedDependency[Backend], settings: NamedDependency[Settings]
+) -> Template:
+    try:
+        params = StreamParams.parse(data, settings.dashboard_max_batch)
+    except ParamError as exc:
+        return _fragment("_batch.html", 422, error=str(exc))
+    readings = Simulator().batch(params.batch, params.anomaly_rate)
+    try:
+        scored = await backend.predict(readings, params.new_connection)
+    except BackendError as exc:
+        return _fragment("_batch.html", 502, error=str(exc))
+    rows = list(zip(readings, scored.response.predictions, strict=True))
+    return _fragment("_batch.html", rows=rows, scored=scored, error=None)
+
+
+@post("/dashboard/inject", include_in_schema=False, status_code=200)
+async def inject(backend: NamedDependency[Backend], hub: NamedDependency[StreamHub]) -> Template:
+    injected = Simulator().extreme()
+    streams = hub.inject(injected)
+    try:
+        scored = await backend.predict([injected.reading])
+    except BackendError as exc:
+        return _fragment("_inject.html", 502, injected=injected, streams=streams, error=str(exc))
+    return _fragment(
+        "_inject.html",
+        injected=injected,
+        streams=streams,
+        error=None,
+        prediction=scored.response.predictions[0],
+        served_by=scored.response.served_by,
+    )
+
+
+@post("/dashboard/bursts/{kind:str}", include_in_schema=False, status_code=200)
+async def burst_start(kind: str, data: Form, bursts: NamedDependency[BurstRunner]) -> Template:
+    if kind not in {"concurrent", "sustained"}:
+        return _fragment("_burst_message.html", 404, error=f"unknown burst kind {kind!r}")
+    try:
+        burst = bursts.start(kind, data)
+    except BurstRefused as exc:
+        return _fragment("_burst_message.html", 409, error=str(exc))
+    except (ParamError, ValueError) as exc:
+        return _fragment("_burst_message.html", 422, error=str(exc))
+    return _fragment("_burst_message.html", burst=burst.view(), error=None)
+
+
+@get("/dashboard/bursts/current", include_in_schema=False)
+async def burst_current(bursts: NamedDependency[BurstRunner]) -> Template:
+    burst = bursts.current
+    return _fragment("_burst.html", burst=burst.view() if burst else None, error=None)
+
+
+ROUTES = [
+    page,
+    status,
+    stream_start,
+    stream_stop,
+    stream_events,
+    stream_stats,
+    generate,
+    inject,
+    burst_start,
+    burst_current,
+]
+
+
+@get("/live", include_in_schema=False, sync_to_thread=False)
+def dashboard_live() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@get("/health", include_in_schema=False, sync_to_thread=False)
+def dashboard_health() -> dict[str, str]:
+    # Ready to serve pages; the scorer's own state is shown on the page, not here, so that a
+    # scorer outage does not take the dashboard out of its Service as well.
+    return {"status": "ok"}
+
+
+def probe_routes() -> Part:
+    """/live and /health for a dashboard running as its own process."""
+    return Part(routers=[Router(path="/", route_handlers=[dashboard_live, dashboard_health])])

@@ -1,0 +1,107 @@
+"""Start gridscore (or another server command) as a real process on a loopback port.
+
+Shared by the benchmarks, the screenshot script and the tests: spawn, wait for the first 200
+on /health (timing it), stop with SIGTERM on the way out.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def health_ok(port: int) -> bool:
+    """Whether ``GET /health`` on the port answers 200 right now."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return sock.recv(16).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen[bytes]
+    port: int
+    url: str
+    log_path: Path
+    ready_s: float
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def run_server(
+    argv: list[str], env: dict[str, str], port: int, log_dir: Path, timeout: float = 60.0
+) -> Iterator[RunningServer]:
+    """Run ``argv`` until the block ends; waits for /health on ``port`` to answer 200."""
+    log_path = log_dir / f"server-{port}-{time.monotonic_ns()}.log"
+    started = time.perf_counter()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=log)
+    server = RunningServer(process, port, f"http://127.0.0.1:{port}", log_path, 0.0)
+    try:
+        while not health_ok(port):
+            if process.poll() is not None:
+                raise RuntimeError(f"{argv} exited with {process.returncode}:\n{server.log()}")
+            if time.perf_counter() - started > timeout:
+                raise TimeoutError(f"{argv} not ready in {timeout} s:\n{server.log()}")
+            time.sleep(0.002)
+        server.ready_s = time.perf_counter() - started
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def gridscore_serve(
+    model_dir: Path,
+    log_dir: Path | None = None,
+    timeout: float = 60.0,
+    command: str = "serve",
+    port: int | None = None,
+    **env: str,
+) -> Iterator[RunningServer]:
+    """``gridscore <command>`` (serve, api or dashboard) with the artifact in ``model_dir``."""
+    port = port or free_port()
+    environment = {
+        **os.environ,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "MODEL_DIR": str(model_dir),
+        "TRAIN_IF_MISSING": "0",
+        **env,
+    }
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with (
+        tempfile.TemporaryDirectory(prefix="gridscore-logs-") as fallback,
+        run_server(
+            [sys.executable, "-m", "app", command],
+            environment,
+            port,
+            log_dir or Path(fallback),
+            timeout,
+        ) as server,
+    ):
+        yield server

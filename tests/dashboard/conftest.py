@@ -1,0 +1,77 @@
+"""A real Chromium (Debian's, driven by Playwright) against separate API and dashboard processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.screenshot import CHROMIUM, CHROMIUM_ARGS
+from bench.serving import RunningServer, free_port, gridscore_serve
+
+
+def _chromium() -> str:
+    path = shutil.which(CHROMIUM) or shutil.which("chromium")
+    if path:
+        return path
+    message = "Debian's chromium is not installed (apt-get install chromium; .ci/run does)"
+    if os.environ.get("CI"):
+        pytest.fail(message)  # in CI a missing browser is a failure, never a skip
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    executable = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class Page:
+    """A browser page that records console errors and failed requests."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1200, "height": 1300})
+    yield Page(context.new_page())
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def api(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with gridscore_serve(
+        model_dir, tmp_path_factory.mktemp("api"), command="api", WORKERS="2"
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def dashboard(
+    model_dir: Path, api: RunningServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    with gridscore_serve(
+        model_dir,
+        tmp_path_factory.mktemp("dashboard"),
+        command="dashboard",
+        BACKEND_URL=api.url,
+        DASHBOARD_MAX_BURST_REQUESTS="3000",
+    ) as server:
+        yield server
+
+
+__all__ = ["Page", "free_port"]

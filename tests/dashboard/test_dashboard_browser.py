@@ -1,0 +1,227 @@
+"""The dashboard in a real browser: live charts, injections, bursts, outages, safety."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench.screenshot import wait_for_tick
+from bench.serving import RunningServer, free_port, gridscore_serve
+from tests.dashboard.conftest import Page
+
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+
+
+def _tick(page: Page) -> int:
+    value = page.page.get_attribute(".tick", "data-tick")
+    return int(value) if value else 0
+
+
+def _fire(page: Page, button: str, timeout: float = 15000) -> None:
+    """Click a burst button and wait until that burst (not an earlier one) is done."""
+    previous = int(page.page.get_attribute("#burst", "data-id") or 0)
+    page.page.click(button)
+    page.page.wait_for_selector(
+        f"#burst[data-id='{previous + 1}'][data-state=done]", timeout=timeout
+    )
+
+
+def _start_stream(page: Page, interval: str = "0.3") -> None:
+    page.page.fill("#stream-form input[name=interval]", interval)
+    page.page.click("#start")
+
+
+def test_page_loads_streams_and_stops(page: Page, dashboard: RunningServer) -> None:
+    page.page.goto(dashboard.url)
+    assert page.page.title() == "gridscore dashboard"
+    _start_stream(page)
+    started = time.monotonic()
+    wait_for_tick(page.page, 2, timeout=3)
+    assert time.monotonic() - started < 3
+    assert page.page.locator("svg.readings-chart .panel").count() == 3
+    assert page.page.locator("svg.readings-chart polyline").count() == 3
+    page.page.click("#stop")
+    page.page.wait_for_selector("#live[data-state=stopped]")
+    assert page.page.locator(".tick").count() == 0
+    time.sleep(1.0)  # three more intervals: nothing comes back
+    assert page.page.locator(".tick").count() == 0
+    assert page.errors == []
+
+
+def test_injected_extreme_reading_is_marked_and_counted(
+    page: Page, dashboard: RunningServer
+) -> None:
+    page.page.goto(dashboard.url)
+    page.page.fill("#stream-form input[name=anomaly_rate]", "0")
+    _start_stream(page, "0.2")
+    wait_for_tick(page.page, 2)
+    before = int(page.page.inner_text("#anomalies-total"))
+    page.page.click("#inject")
+    result = page.page.wait_for_selector("#inject-result")
+    feature = result.get_attribute("data-feature")
+    direction = result.get_attribute("data-direction")
+    assert "anomaly" in result.inner_text()
+    marker = page.page.wait_for_selector(
+        f"polygon.breach[data-breach={feature}_{direction}]", timeout=2000
+    )
+    assert marker is not None
+    assert int(page.page.inner_text("#anomalies-total")) > before
+    assert page.errors == []
+
+
+def test_concurrent_burst_reports_figures_and_connections(
+    page: Page, dashboard: RunningServer, api: RunningServer
+) -> None:
+    page.page.goto(dashboard.url)
+
+    def burst(new_connection: bool) -> dict[str, str]:
+        page.page.fill("#burst-form input[name=requests]", "200")
+        page.page.fill("#burst-form input[name=concurrency]", "8")
+        page.page.set_checked("#burst-form input[name=new_connection]", new_connection)
+        _fire(page, "#fire-burst")
+        return {
+            name: page.page.inner_text(f"#burst-{name}")
+            for name in ("rps", "latency", "errors", "connections", "count")
+        }
+
+    keep_alive = burst(False)
+    fresh = burst(True)
+    assert float(keep_alive["rps"]) > 0
+    assert keep_alive["latency"].count("ms") == 3  # p50 / p95 / p99
+    assert keep_alive["errors"] == "0"
+    assert keep_alive["count"] == "200 / 200"
+    assert int(keep_alive["connections"]) == 8
+    assert int(fresh["connections"]) == 200  # new connection each request, visibly
+    bars = page.page.locator("#burst svg.served-by .bar")
+    served = {bars.nth(i).get_attribute("data-instance") for i in range(bars.count())}
+    api_instances = {httpx.get(f"{api.url}/health").json()["served_by"].rsplit(":", 1)[0]}
+    assert served
+    assert {name.rsplit(":", 1)[0] for name in served} == api_instances
+    assert page.errors == []
+
+
+def test_sustained_bursts_show_progress_then_totals(page: Page, dashboard: RunningServer) -> None:
+    page.page.goto(dashboard.url)
+    page.page.fill("#sustained-form input[name=workers]", "4")
+    page.page.fill("#sustained-form input[name=cycles]", "150")
+    page.page.fill("#sustained-form input[name=batch]", "200")
+    page.page.click("#fire-sustained")
+    page.page.wait_for_selector("#burst[data-state=running]")
+    seen = set()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if page.page.locator("#burst-done").count():
+            break
+        text = (
+            page.page.inner_text("#burst-cycles")
+            if page.page.locator("#burst-cycles").count()
+            else ""
+        )
+        seen.add(text)
+        time.sleep(0.2)
+    assert page.page.inner_text("#burst-count") == "600 / 600"
+    assert page.page.inner_text("#burst-cycles") == "cycle 150 / 150"
+    assert len({s for s in seen if s and s != "cycle 150 / 150"}) >= 2  # progress was live
+    assert page.page.inner_text("#burst-errors") == "0"
+
+
+def test_second_burst_is_refused_while_one_runs(page: Page, dashboard: RunningServer) -> None:
+    page.page.goto(dashboard.url)
+    page.page.fill("#sustained-form input[name=workers]", "2")
+    page.page.fill("#sustained-form input[name=cycles]", "1000")
+    page.page.fill("#sustained-form input[name=batch]", "500")
+    page.page.click("#fire-sustained")
+    page.page.wait_for_selector("#burst[data-state=running]")
+    page.page.click("#fire-burst")
+    refusal = page.page.wait_for_selector("#burst-error")
+    assert "still running" in refusal.inner_text()
+    assert page.page.locator("#burst[data-state=running]").count() == 1
+    page.page.wait_for_selector("#burst-done", timeout=40000)
+
+
+def test_target_is_fixed_to_backend_url(
+    page: Page, dashboard: RunningServer, api: RunningServer
+) -> None:
+    page.page.goto(dashboard.url)
+    assert page.page.inner_text("#backend-url") == api.url
+    assert (
+        page.page.locator("input[name=url], input[name=target], input[name=backend_url]").count()
+        == 0
+    )
+    # A crafted form field naming another host is ignored: the burst still hits BACKEND_URL.
+    page.page.evaluate(
+        """() => {
+            const form = document.querySelector('#burst-form');
+            for (const name of ['url', 'target', 'backend_url']) {
+                const input = document.createElement('input');
+                input.type = 'hidden';
+                input.name = name;
+                input.value = 'http://127.0.0.1:9/';
+                form.appendChild(input);
+            }
+        }"""
+    )
+    page.page.fill("#burst-form input[name=requests]", "50")
+    _fire(page, "#fire-burst")
+    assert page.page.inner_text("#burst-errors") == "0"
+    assert page.page.locator("#burst svg.served-by .bar").count() >= 1
+
+
+def test_closing_the_tab_ends_the_server_side_stream(
+    browser: object, dashboard: RunningServer
+) -> None:
+    context = browser.new_context()  # type: ignore[attr-defined]
+    tab = context.new_page()
+    tab.goto(dashboard.url)
+    tab.click("#start")
+    wait_for_tick(tab, 1)
+    assert httpx.get(f"{dashboard.url}/dashboard/streams").json()["viewers"] == 1
+    tab.close()
+    context.close()
+    deadline = time.monotonic() + 5
+    while (
+        httpx.get(f"{dashboard.url}/dashboard/streams").json()["viewers"]
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert httpx.get(f"{dashboard.url}/dashboard/streams").json() == {"streams": 0, "viewers": 0}
+
+
+def test_scorer_outage_shows_an_error_and_recovers(
+    page: Page, model_dir: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    with (
+        gridscore_serve(model_dir, tmp_path, command="api", port=port) as api,
+        gridscore_serve(model_dir, tmp_path, command="dashboard", BACKEND_URL=api.url) as dashboard,
+    ):
+        page.page.goto(dashboard.url)
+        first = page.page.wait_for_selector("#backend-served-by").inner_text()
+        assert first == httpx.get(f"{api.url}/health").json()["served_by"]
+        _start_stream(page, "0.2")
+        wait_for_tick(page.page, 1)
+        api.process.terminate()
+        api.process.wait(timeout=20)
+        error = page.page.wait_for_selector("#backend-error", timeout=5000)
+        assert "unavailable" in error.inner_text().lower()
+        page.page.wait_for_selector("#stream-error", timeout=5000)
+        with gridscore_serve(model_dir, tmp_path, command="api", port=port) as again:
+            page.page.wait_for_selector("#backend-ok", timeout=5000)
+            second = page.page.inner_text("#backend-served-by")
+            assert second == httpx.get(f"{again.url}/health").json()["served_by"]
+            assert second != first  # a new process answers now
+            page.page.wait_for_selector("#stream-error", state="detached", timeout=5000)
+            wait_for_tick(page.page, _tick(page) + 1)
+    assert [e for e in page.errors if "Failed to load resource" not in e] == []
+
+
+def test_readme_screenshot(page: Page, dashboard: RunningServer, tmp_path: Path) -> None:
+    from bench.screenshot import capture
+
+    path = tmp_path / "dashboard.png"
+    capture(page.page, dashboard.url, path)
+    assert path.stat().st_size > 20_000
+    assert page.errors == []
