@@ -48,9 +48,8 @@ class Simulator:
                 # envelope, should catch it.
                 feature = self.rng.choice(list(NOMINAL))
                 mean, sd = NOMINAL[feature]
-                reading[feature] = round(
-                    mean + self.rng.choice((-1, 1)) * sd * self.rng.uniform(4, 8), 4
-                )
+                value = mean + self.rng.choice((-1, 1)) * sd * self.rng.uniform(4, 8)
+                reading[feature] = round(max(value, 0.0), 4)  # an RMS value is never negative
         return readings
 
     def extreme(self) -> Injected:
