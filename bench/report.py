@@ -61,9 +61,9 @@ def service_section(report: dict[str, Any]) -> list[str]:
         "### Service",
         "",
         f"`{report['command']}` on {report['date'][:10]}, {report['machine']}, Python "
-        f"{report['python']}. `gridscore serve` as a fresh process per measurement, driven from "
-        "the same machine by `bench.loadgen` (which shares the two cores with the workers, so "
-        "throughput is a floor).",
+        f"{report['python']}. `gridscore api` (the scorer as deployed) as a fresh process per "
+        "measurement, driven from the same machine by `bench.loadgen` (which shares the two "
+        "cores with the workers, so throughput is a floor).",
         "",
         "| measurement | figure |",
         "|---|---|",

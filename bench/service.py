@@ -1,6 +1,6 @@
 """Service benchmark: cold start, single-connection latency, throughput, memory per worker.
 
-Starts ``gridscore serve`` (artifact present) as a fresh process for each measurement, on
+Starts ``gridscore api`` (artifact present) as a fresh process for each measurement, on
 127.0.0.1, and drives it with bench.loadgen. Writes bench/results/service.json.
 
     python -m bench.service            # full run (~2 minutes)
@@ -35,8 +35,14 @@ def server(
     """A running server; yields (process, port, seconds from spawn to the first 200 /health)."""
     with tempfile.TemporaryDirectory(prefix="gridscore-bench-") as tmp:
         if command is None:
+            # `gridscore api`: the scorer as deployed (the dashboard runs in its own process).
             with serving.gridscore_serve(
-                model_dir, Path(tmp), WORKERS=str(workers), LOG_LEVEL="warning", **env
+                model_dir,
+                Path(tmp),
+                command="api",
+                WORKERS=str(workers),
+                LOG_LEVEL="warning",
+                **env,
             ) as running:
                 yield running.process, running.port, running.ready_s
             return
