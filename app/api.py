@@ -128,6 +128,11 @@ def api_part(settings: Settings, holder: ModelHolder, metrics: Metrics, served_b
             holder.load(settings)
         if holder.model is not None:
             metrics.model_info.labels(holder.model.name, holder.model.digest).set(1)
+        metrics.ready.set(1 if holder.status is Status.OK else 0)
+
+    def drain() -> None:
+        holder.drain()
+        metrics.ready.set(0)
 
     return Part(
         # Only the API's own routes are measured: dashboard pages and streams are not scoring.
@@ -138,5 +143,5 @@ def api_part(settings: Settings, holder: ModelHolder, metrics: Metrics, served_b
             "served_by": constant(served_by),
         },
         on_startup=[load_model],
-        on_shutdown=[holder.drain],
+        on_shutdown=[drain],
     )

@@ -150,6 +150,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Exit 0 when GET http://127.0.0.1:<port><path> answers 200 (container health checks)."""
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{args.port}{args.path}"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            return 0 if response.status == 200 else 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"gridscore probe: {url}: {exc}", file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridscore", description="Real-time anomaly scoring for power-grid sensor readings."
@@ -191,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="check an artifact's sha256 and print its metadata")
     verify.add_argument("path", nargs="?", help="the .onnx file (default: the one serve would use)")
     verify.set_defaults(func=cmd_verify)
+    probe = sub.add_parser("probe", help="exit 0 if a local server's /health answers 200")
+    probe.add_argument("--port", type=int, default=8000)
+    probe.add_argument("--path", default="/health")
+    probe.add_argument("--timeout", type=float, default=2.0)
+    probe.set_defaults(func=cmd_probe)
     return parser
 
 

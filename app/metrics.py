@@ -106,6 +106,12 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=r,
         )
+        self.ready = Gauge(
+            "scorer_ready",
+            "1 while this process serves a verified model (summed: ready worker processes).",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         self.model_info = Gauge(
             "model_info",
             "The model being served (value 1).",
