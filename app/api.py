@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.router import Router
 
+from app.admission import admission_factory
 from app.decoding import PredictRequestDTO
 from app.errors import ApiError
 from app.metrics import Metrics, middleware_factory
@@ -24,10 +25,12 @@ from app.schemas import (
     PredictResponse,
 )
 from app.settings import Settings
+from app.signals import on_stop_signal
 
 
 @post(
     "/predict",
+    name="predict",
     dto=PredictRequestDTO,
     return_dto=None,
     status_code=200,
@@ -134,14 +137,31 @@ def api_part(settings: Settings, holder: ModelHolder, metrics: Metrics, served_b
         holder.drain()
         metrics.ready.set(0)
 
+    admission = admission_factory(
+        settings.api_keys, settings.max_in_flight, settings.request_timeout
+    )
+    scoring = Router(path="/", route_handlers=[predict], middleware=[admission])
+
+    def started() -> None:
+        load_model()
+        # SIGTERM: readiness 503 now, listener closed DRAIN_SECONDS later.
+        on_stop_signal(drain, delay=settings.drain_seconds)
+
     return Part(
         # Only the API's own routes are measured: dashboard pages and streams are not scoring.
-        routers=[Router(path="/", route_handlers=ROUTES, middleware=[middleware_factory(metrics)])],
+        # The metrics middleware wraps admission, so refusals (401, 503) are counted too.
+        routers=[
+            Router(
+                path="/",
+                route_handlers=[scoring, health, live, metrics_endpoint],
+                middleware=[middleware_factory(metrics)],
+            )
+        ],
         dependencies={
             "holder": constant(holder),
             "metrics": constant(metrics),
             "served_by": constant(served_by),
         },
-        on_startup=[load_model],
+        on_startup=[started],
         on_shutdown=[drain],
     )

@@ -128,8 +128,12 @@ class ModelHolder:
         self.reason = "server is shutting down"
 
     def ready(self) -> LoadedModel:
-        """The model, or a 503 with Retry-After when not ready."""
-        if self.status is Status.OK and self.model is not None:
+        """The model, or a 503 with Retry-After when none is loaded.
+
+        While draining the model still answers: a request that reached this process is served
+        (readiness already says 503, so load balancers send no new ones).
+        """
+        if self.status in (Status.OK, Status.DRAINING) and self.model is not None:
             return self.model
         raise ApiError(
             503,

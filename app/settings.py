@@ -90,6 +90,14 @@ class Settings:
     """MAX_BATCH: most readings in one request; more gets 413 (default 10000)."""
     max_body_bytes: int = 4 * 1024 * 1024
     """MAX_BODY_BYTES: largest request body; larger gets 413 (default 4 MiB)."""
+    max_in_flight: int = 64
+    """MAX_IN_FLIGHT: /predict requests one process serves at once; more get 503 at once."""
+    request_timeout: float = 10.0
+    """REQUEST_TIMEOUT: seconds for one /predict, body included (408 slow body, 503 slow work)."""
+    drain_seconds: float = 0.0
+    """DRAIN_SECONDS: after SIGTERM, answer /health 503 this long before closing the listener."""
+    api_keys: tuple[str, ...] = ()
+    """API_KEY: if set, /predict needs it (Bearer or X-API-Key); commas separate several."""
     inline_rows: int = 512
     """INLINE_ROWS: batches up to this size score on the event loop; larger ones in a thread."""
     metrics_dir: str = ""
@@ -138,6 +146,10 @@ class Settings:
             inter_op_threads=_int(env, "ORT_INTER_OP_THREADS", 1, minimum=1),
             max_batch=_int(env, "MAX_BATCH", 10_000, minimum=1),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024),
+            max_in_flight=_int(env, "MAX_IN_FLIGHT", 64, minimum=1),
+            request_timeout=_float(env, "REQUEST_TIMEOUT", 10.0) or 10.0,
+            drain_seconds=max(0.0, _float(env, "DRAIN_SECONDS", 0.0) or 0.0),
+            api_keys=tuple(k.strip() for k in env.get("API_KEY", "").split(",") if k.strip()),
             inline_rows=_int(env, "INLINE_ROWS", 512, minimum=0),
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", "").strip(),
             graceful_timeout=_float(env, "GRACEFUL_TIMEOUT", 10.0) or 10.0,
@@ -162,4 +174,9 @@ class Settings:
 
     def describe(self) -> dict[str, object]:
         """Settings as plain values for the start-up log line (the secret left out)."""
-        return {f.name: str(getattr(self, f.name)) for f in fields(self) if "secret" not in f.name}
+        hidden = ("secret", "api_keys")
+        return {
+            f.name: str(getattr(self, f.name))
+            for f in fields(self)
+            if not any(word in f.name for word in hidden)
+        }

@@ -17,10 +17,10 @@ from litestar.template.config import TemplateConfig
 from app.dashboard import routes
 from app.dashboard.backend import Backend
 from app.dashboard.bursts import BurstLimits, BurstRunner
-from app.dashboard.shutdown import on_stop_signal
 from app.dashboard.streams import StreamHub
 from app.parts import Part, constant
 from app.settings import Settings
+from app.signals import on_stop_signal
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"

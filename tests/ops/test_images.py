@@ -1,0 +1,123 @@
+"""Both images build with podman from a local base; the containers run as promised."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench.serving import free_port
+from tests.conftest import DESIGN_EXAMPLE
+from tests.ops.conftest import require_tool
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "ops"))
+import images  # noqa: E402  (ops/images.py, the build script the README documents)
+
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+HARDENED = [
+    "--read-only",
+    "--tmpfs",
+    "/tmp:size=64m",
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
+    "--network",
+    "host",
+    *images.ULIMITS,
+]
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, int]:
+    require_tool("podman", "podman")
+    require_tool("debootstrap", "debootstrap")
+    images.make_base()
+    images.build(list(images.IMAGES))
+    return images.sizes()
+
+
+def _wait(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+@pytest.fixture
+def container() -> Iterator[object]:
+    started: list[str] = []
+
+    def run(image: str, *args: str, env: dict[str, str]) -> str:
+        flags = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+        done = subprocess.run(
+            [*images.PODMAN, "run", "-d", "--rm", *HARDENED, *flags, image, *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        started.append(done.stdout.strip())
+        return started[-1]
+
+    yield run
+    for name in started:
+        subprocess.run(
+            [*images.PODMAN, "rm", "-f", "-t", "5", name], capture_output=True, check=False
+        )
+
+
+def _exec(name: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*images.PODMAN, "exec", name, *argv], capture_output=True, text=True, check=False
+    )
+
+
+def test_scorer_runs_hardened_and_has_no_sklearn(built: dict[str, int], container) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    name = container(images.IMAGES["scorer"][0], "api", env={"PORT": str(port), "WORKERS": "2"})
+    _wait(f"http://127.0.0.1:{port}/health")
+    health = httpx.get(f"http://127.0.0.1:{port}/health").json()
+    assert health["status"] == "ok"
+    predict = httpx.post(f"http://127.0.0.1:{port}/predict", json=DESIGN_EXAMPLE)
+    assert predict.status_code == 200
+    assert [p["anomaly"] for p in predict.json()["predictions"]] == [False, True]
+    assert _exec(name, "id", "-u").stdout.strip() == "10001"
+    no_sklearn = _exec(name, "python3", "-c", "import sklearn")
+    assert no_sklearn.returncode != 0
+    assert "No module named 'sklearn'" in no_sklearn.stderr
+    read_only = _exec(name, "touch", "/srv/written")
+    assert read_only.returncode != 0
+    assert "Read-only file system" in read_only.stderr
+    assert built["scorer"] > 0
+
+
+def test_dashboard_serves_its_page_against_the_scorer(built: dict[str, int], container) -> None:  # type: ignore[no-untyped-def]
+    scorer_port, ui_port = free_port(), free_port()
+    container(images.IMAGES["scorer"][0], "api", env={"PORT": str(scorer_port)})
+    _wait(f"http://127.0.0.1:{scorer_port}/health")
+    name = container(
+        images.IMAGES["dashboard"][0],
+        "dashboard",
+        env={"PORT": str(ui_port), "BACKEND_URL": f"http://127.0.0.1:{scorer_port}"},
+    )
+    _wait(f"http://127.0.0.1:{ui_port}/health")
+    page = httpx.get(f"http://127.0.0.1:{ui_port}/")
+    assert page.status_code == 200
+    assert "gridscore dashboard" in page.text
+    status = httpx.get(f"http://127.0.0.1:{ui_port}/dashboard/status")
+    assert "scorer ready" in status.text
+    no_onnx = _exec(name, "python3", "-c", "import onnxruntime")
+    assert no_onnx.returncode != 0
+    assert _exec(name, "id", "-u").stdout.strip() == "10001"
+    print(f"image sizes (MiB): { {k: round(v / 2**20) for k, v in built.items()} }")
