@@ -7,6 +7,7 @@ import time
 import anyio.to_thread
 from litestar import MediaType, Response, get, post
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
 from litestar.router import Router
 
@@ -19,6 +20,7 @@ from app.parts import Part, constant
 from app.predictions import breach_counts, build_response, feature_matrix
 from app.schemas import (
     EnvelopeState,
+    ErrorBody,
     HealthResponse,
     ModelRef,
     PredictRequest,
@@ -35,6 +37,19 @@ from app.signals import on_stop_signal
     return_dto=None,
     status_code=200,
     summary="Score a batch of readings",
+    responses={
+        status: ResponseSpec(data_container=ErrorBody, description=text)
+        for status, text in {
+            400: "Empty batch, empty body, or malformed JSON.",
+            401: "API_KEY is set and the request carries no valid key.",
+            408: "The request body did not arrive within REQUEST_TIMEOUT.",
+            413: "More than MAX_BATCH readings, or a body over MAX_BODY_BYTES.",
+            415: "Content type is not JSON.",
+            422: "Wrong type, missing, unknown or non-finite field (named in `field`).",
+            503: "No model loaded, too many requests in flight, or over the time budget "
+            "(with Retry-After).",
+        }.items()
+    },
     description=(
         "Scores each reading with the IsolationForest. `score` is the paper's anomaly score "
         "2^(-E[h(x)]/c(psi)) in (0, 1], higher is more anomalous. `anomaly` is true when "
@@ -71,7 +86,11 @@ async def predict(
         # Big batches run off the event loop so /live and /health stay quick meanwhile;
         # one at a time, as onnxruntime is pinned to one thread per worker.
         scores, breaches = await anyio.to_thread.run_sync(
-            model.scorer.score, matrix, limiter=holder.big_batch_limiter
+            model.scorer.score,
+            matrix,
+            limiter=holder.big_batch_limiter,
+            # Past the time budget the request answers 503 at once; the batch still finishes.
+            abandon_on_cancel=True,
         )
     metrics.inference_latency.observe(time.perf_counter() - started)
     response = build_response(scores, breaches, model.threshold, model.breach_names, served_by)
@@ -85,7 +104,17 @@ async def predict(
     return response
 
 
-@get("/health", summary="Readiness: 200 only with a verified model loaded", sync_to_thread=False)
+@get(
+    "/health",
+    summary="Readiness: 200 only with a verified model loaded",
+    sync_to_thread=False,
+    responses={
+        503: ResponseSpec(
+            data_container=HealthResponse,
+            description="loading, draining or unavailable (with a reason); Retry-After.",
+        )
+    },
+)
 def health(
     holder: NamedDependency[ModelHolder], served_by: NamedDependency[str]
 ) -> Response[HealthResponse]:

@@ -73,4 +73,5 @@ def serve(settings: Settings, app: str = "app.factory:create_served_app") -> int
         options,
         settings.graceful_timeout,
         os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
+        settings.drain_seconds,
     ).run()

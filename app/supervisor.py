@@ -59,11 +59,13 @@ class Supervisor:
         options: dict[str, Any],
         graceful_timeout: float,
         metrics_dir: str | None,
+        drain_seconds: float = 0.0,
     ) -> None:
         self.host = host
         self.port = port
         self.options = options
         self.graceful_timeout = graceful_timeout
+        self.drain_seconds = drain_seconds
         self.metrics_dir = metrics_dir
         self.count = workers
         self.sockets: list[socket.socket] = []
@@ -140,7 +142,7 @@ class Supervisor:
         for process in live:
             if process.pid is not None:
                 os.kill(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.graceful_timeout + 5
+        deadline = time.monotonic() + self.drain_seconds + self.graceful_timeout + 5
         for process in live:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():

@@ -67,7 +67,9 @@ def dashboard_part(settings: Settings, template: TemplateConfig[JinjaTemplateEng
     def render(name: str, context: Any) -> str:
         return str(template.engine_instance.get_template(name).render(**context))
 
-    hub = StreamHub(backend_url, render)
+    # With API_KEY set, the dashboard presents the first key to the scorer.
+    api_key = settings.api_keys[0] if settings.api_keys else ""
+    hub = StreamHub(backend_url, render, api_key=api_key)
     bursts = BurstRunner(
         backend_url,
         BurstLimits(
@@ -76,8 +78,9 @@ def dashboard_part(settings: Settings, template: TemplateConfig[JinjaTemplateEng
             max_seconds=settings.burst_max_seconds,
             max_batch=settings.dashboard_max_batch,
         ),
+        api_key=api_key,
     )
-    backend = Backend(backend_url)
+    backend = Backend(backend_url, api_key=api_key)
 
     def started() -> None:
         on_stop_signal(hub.close_all)

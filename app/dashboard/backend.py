@@ -32,8 +32,9 @@ _encode = msgspec.json.Encoder().encode
 class Backend:
     """Posts batches to ``/predict`` and reads ``/health`` of one scorer."""
 
-    def __init__(self, base_url: str, timeout: float = 5.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 5.0, api_key: str = "") -> None:
         self.base_url = base_url.rstrip("/")
+        self.headers = (("X-API-Key", api_key),) if api_key else ()
         self.predict_target = Target.parse(f"{self.base_url}/predict")
         self.health_target = Target.parse(f"{self.base_url}/health")
         self.timeout = timeout
@@ -65,9 +66,8 @@ class Backend:
     async def predict(
         self, readings: list[dict[str, float]], new_connection: bool = False
     ) -> Scored:
-        raw = build_request(
-            "POST", self.predict_target, _encode({"readings": readings}), new_connection
-        )
+        body = _encode({"readings": readings})
+        raw = build_request("POST", self.predict_target, body, new_connection, self.headers)
         started = time.perf_counter()
         status, body = await self._request(self.predict_target, raw, new_connection)
         latency = time.perf_counter() - started

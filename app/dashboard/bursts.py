@@ -67,8 +67,9 @@ class Burst:
 class BurstRunner:
     """Starts bursts against the configured backend only; refuses a second while one runs."""
 
-    def __init__(self, backend_url: str, limits: BurstLimits) -> None:
+    def __init__(self, backend_url: str, limits: BurstLimits, api_key: str = "") -> None:
         self.predict_url = f"{backend_url.rstrip('/')}/predict"
+        self.headers = (("X-API-Key", api_key),) if api_key else ()
         self.limits = limits
         self.current: Burst | None = None
         self._ids = itertools.count(1)
@@ -89,6 +90,7 @@ class BurstRunner:
                 duration=limits.max_seconds,
                 new_connection=new_connection,
                 timeout=5.0,
+                headers=self.headers,
             )
         workers = int(_number(form, "workers", 8, 1, limits.max_concurrency))
         cycles = int(_number(form, "cycles", 20, 1, limits.max_requests))
@@ -102,6 +104,7 @@ class BurstRunner:
             duration=limits.max_seconds,
             new_connection=new_connection,
             timeout=5.0,
+            headers=self.headers,
         )
 
     def start(self, kind: str, form: Mapping[str, str]) -> Burst:

@@ -31,11 +31,18 @@ class Target:
         return cls(parts.hostname, parts.port or 80, parts.path or "/")
 
 
-def build_request(method: str, target: Target, body: bytes = b"", close: bool = False) -> bytes:
+def build_request(
+    method: str,
+    target: Target,
+    body: bytes = b"",
+    close: bool = False,
+    headers: tuple[tuple[str, str], ...] = (),
+) -> bytes:
     head = [
         f"{method} {target.path} HTTP/1.1",
         f"Host: {target.host}:{target.port}",
         "Connection: close" if close else "Connection: keep-alive",
+        *(f"{name}: {value}" for name, value in headers),
     ]
     if body or method == "POST":
         head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]

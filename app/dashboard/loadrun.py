@@ -47,6 +47,7 @@ class LoadSpec:
     seed: int = 0
     anomaly_rate: float = 0.02
     bodies: int = 64
+    headers: tuple[tuple[str, str], ...] = ()  # extra request headers, e.g. an API key
 
     def __post_init__(self) -> None:
         if not 0 < self.duration <= MAX_DURATION_S:
@@ -166,7 +167,10 @@ class LoadRun:
             if spec.method == "POST"
             else [b""]
         )
-        self.raw = [build_request(spec.method, self.target, b, spec.new_connection) for b in bodies]
+        self.raw = [
+            build_request(spec.method, self.target, b, spec.new_connection, spec.headers)
+            for b in bodies
+        ]
         self.sent = 0
         self.deadline = 0.0
         self.idle: list[Connection] = []

@@ -150,8 +150,11 @@ class Stream:
 class StreamHub:
     """All streams of this dashboard process."""
 
-    def __init__(self, backend_url: str, render: Render, max_streams: int = 16) -> None:
+    def __init__(
+        self, backend_url: str, render: Render, max_streams: int = 16, api_key: str = ""
+    ) -> None:
         self.backend_url = backend_url
+        self.api_key = api_key
         self.render = render
         self.max_streams = max_streams
         self.streams: dict[StreamParams, Stream] = {}
@@ -164,7 +167,7 @@ class StreamHub:
         if stream is None:
             if len(self.streams) >= self.max_streams:
                 raise ParamError(f"at most {self.max_streams} different streams at once")
-            stream = Stream(params, Backend(self.backend_url), self.render)
+            stream = Stream(params, Backend(self.backend_url, api_key=self.api_key), self.render)
             self.streams[params] = stream
         queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=2)
         stream.viewers.add(queue)
