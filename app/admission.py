@@ -20,6 +20,7 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.errors import CLIENT_GONE
 from app.schemas import ErrorBody
 
 log = logging.getLogger("gridscore.admission")
@@ -83,6 +84,9 @@ class Admission:
         async def tracked_receive() -> Any:
             nonlocal body_done
             message = await receive()
+            if message["type"] == "http.disconnect":
+                # Lets the error handler tell a client that hung up from a server fault.
+                scope.setdefault("state", {})[CLIENT_GONE] = True
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_done = True
             return message

@@ -43,6 +43,10 @@ def decode_predict_request(body: bytes, content_type: str) -> PredictRequest:
         return _DECODER.decode(body)
     except msgspec.ValidationError as exc:
         raise _field_error(str(exc)) from None
+    except UnicodeDecodeError as exc:  # msgspec raises this for bad UTF-8 inside a string
+        raise ApiError(
+            400, "malformed_json", f"request body is not valid UTF-8 (byte {exc.start})"
+        ) from None
     except msgspec.DecodeError as exc:
         path = _non_finite_path(body)
         if path is not None:
