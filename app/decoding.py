@@ -60,6 +60,8 @@ def _field_error(message: str) -> ApiError:
     # msgspec ends a message with " - at `$.path`", except for errors at the top level.
     match = _AT_PATH.match(message)
     text, path = (match["message"], match["path"]) if match else (message, "$")
+    if path == "$.readings" and text.startswith("Expected `array` of length >= 1"):
+        return ApiError(400, "empty_batch", "readings must hold at least one reading", path)
     named = _NAMED_FIELD.search(text)
     if named is not None:  # missing or unknown field: point at the field itself
         path = f"{path}.{named['name']}"

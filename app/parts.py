@@ -14,7 +14,7 @@ from litestar.router import Router
 class Part:
     routers: list[Router]
     dependencies: dict[str, Provide] = field(default_factory=dict)
-    on_startup: list[Callable[[], Any]] = field(default_factory=list)
+    on_startup: list[Callable[..., Any]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Any]] = field(default_factory=list)
     app_options: dict[str, Any] = field(default_factory=dict)
 

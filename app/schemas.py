@@ -40,7 +40,9 @@ class Reading(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 class PredictRequest(msgspec.Struct, forbid_unknown_fields=True):
     """A batch of readings to score, 1 to MAX_BATCH of them."""
 
-    readings: list[Reading]
+    # At least one reading (an empty batch is answered 400, as the contract says); the most
+    # is MAX_BATCH, a setting, so the schema cannot state it (413 beyond).
+    readings: Annotated[list[Reading], msgspec.Meta(min_length=1)]
 
 
 class Prediction(msgspec.Struct, omit_defaults=True):

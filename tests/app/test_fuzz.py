@@ -1,0 +1,140 @@
+"""Fuzzing: schemathesis against the served OpenAPI schema, hypothesis on decoding.
+
+No generated request may get a 5xx or a response that contradicts the schema; every valid
+batch scores and every invalid one gets a 4xx.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from litestar.testing import TestClient
+
+from app.decoding import decode_predict_request
+from app.errors import ApiError
+from app.factory import create_api_app
+from app.predictions import feature_matrix
+from app.schemas import FLOAT32_MAX
+from app.settings import Settings
+from bench.serving import gridscore_serve
+
+FEATURES = ("voltage", "current", "frequency")
+
+
+@pytest.fixture(scope="module")
+def client(model_dir: Path) -> Any:
+    app = create_api_app(Settings(model_dir=model_dir, max_batch=200))
+    with TestClient(app) as test_client:  # runs start-up: the model loads
+        yield test_client
+
+
+@pytest.mark.slow
+def test_schemathesis_against_the_served_schema(model_dir: Path, tmp_path: Path) -> None:
+    """At least 1,000 generated requests from /schema/openapi.json: no 5xx, and every
+    response matches the schema (status code, content type, body)."""
+    report = tmp_path / "schemathesis.xml"
+    with gridscore_serve(model_dir, tmp_path, command="api", MAX_BATCH="200") as server:
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("schemathesis")),
+                "run",
+                f"{server.url}/schema/openapi.json",
+                "--max-examples",
+                "1200",
+                "--checks",
+                "all",
+                "--seed",
+                "20261127",
+                "--generation-database",
+                "none",
+                "--report",
+                "junit",
+                "--report-junit-path",
+                str(report),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    generated = re.search(r"(\d+) generated, (\d+) passed", output)
+    assert generated is not None, output[-2000:]
+    assert int(generated.group(1)) >= 1000
+    assert generated.group(1) == generated.group(2)
+
+
+finite = st.floats(min_value=-FLOAT32_MAX, max_value=FLOAT32_MAX, allow_nan=False)
+reading = st.fixed_dictionaries(
+    dict.fromkeys(FEATURES, finite),
+    optional={"timestamp": st.text(max_size=64)},
+)
+
+
+@given(st.lists(reading, min_size=1, max_size=50))
+@settings(max_examples=300, deadline=None)
+def test_every_valid_batch_decodes_into_the_right_matrix(readings: list[dict[str, Any]]) -> None:
+    body = json.dumps({"readings": readings}).encode()
+    request = decode_predict_request(body, "application/json")
+    matrix = feature_matrix(request.readings, FEATURES)
+    expected = np.array([[r[f] for f in FEATURES] for r in readings], dtype=np.float32)
+    assert matrix.dtype == np.float32
+    np.testing.assert_array_equal(matrix, expected)
+    assert np.isfinite(matrix).all()
+
+
+bad_number = st.one_of(
+    st.sampled_from([math.nan, math.inf, -math.inf, 1e39, -1e39]),
+    st.text(max_size=5),
+    st.booleans(),
+    st.none(),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@st.composite
+def invalid_bodies(draw: st.DrawFn) -> bytes:
+    readings = draw(st.lists(reading, min_size=1, max_size=5))
+    victim = draw(st.integers(0, len(readings) - 1))
+    kind = draw(st.sampled_from(["bad number", "missing", "unknown", "not json"]))
+    if kind == "not json":
+        return draw(st.binary(max_size=30).filter(lambda b: not b.strip().startswith(b"{")))
+    target = dict(readings[victim])
+    field = draw(st.sampled_from(FEATURES))
+    if kind == "bad number":
+        target[field] = draw(bad_number)
+    elif kind == "missing":
+        del target[field]
+    else:
+        target[draw(st.sampled_from(["phase", "power", "Voltage"]))] = 1.0
+    readings[victim] = target
+    return json.dumps({"readings": readings}, allow_nan=True).encode()
+
+
+@given(invalid_bodies())
+@settings(max_examples=300, deadline=None)
+def test_every_invalid_body_is_a_4xx(body: bytes) -> None:
+    with pytest.raises(ApiError) as raised:
+        decode_predict_request(body, "application/json")
+    assert 400 <= raised.value.status_code < 500
+
+
+@given(st.lists(reading, min_size=1, max_size=20))
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_every_valid_batch_scores_over_http(client: Any, readings: list[dict[str, Any]]) -> None:
+    response = client.post("/predict", json={"readings": readings})
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert len(predictions) == len(readings)
+    assert all(0 < p["score"] <= 1 for p in predictions)
