@@ -109,12 +109,37 @@ def service_section(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def soak_section(report: dict[str, Any]) -> list[str]:
+    s = report["summary"]
+    errors = sum(s["errors_by_status"].values()) + sum(s["transport_errors"].values())
+    lines = [
+        "### Soak",
+        "",
+        f"`{report['command']}` on {report['date'][:10]}, {report['machine']}: `gridscore api` "
+        f"with 2 workers; capacity measured first ({report['capacity_requests_per_s']:,.0f} "
+        f"req/s at batch {report['batch']}, 16 connections), then an open loop at "
+        f"{report['rate_requests_per_s']:,.0f} req/s (70 %) for {report['duration_s']:.0f} s, "
+        "latency counted from each request's due time.",
+        "",
+        f"{s['requests']:,} requests, {errors} errors; p50 {s['p50_ms']:.2f} ms, p99 "
+        f"{s['p99_ms']:.2f} ms overall. Resident memory per worker "
+        f"{report['rss_mib_before']} MiB before, {report['rss_mib_after']} MiB after "
+        f"(growth {report['rss_growth_mib']} MiB).",
+        "",
+        "| window | " + " | ".join(f"{w['from_s']:.0f} s" for w in report["windows"]) + " |",
+        "|---|" + "---|" * len(report["windows"]),
+        "| p99 (ms) | " + " | ".join(f"{w['p99_ms']:.1f}" for w in report["windows"]) + " |",
+        "",
+    ]
+    return lines
+
+
 def render() -> str:
     lines = [
         START,
         "",
         "Regenerate with `python -m bench.kernel && python -m bench.service && "
-        "python -m bench.report`.",
+        "python -m bench.soak && python -m bench.report`.",
         "",
     ]
     kernel = RESULTS / "kernel.json"
@@ -123,6 +148,9 @@ def render() -> str:
         lines += kernel_section(json.loads(kernel.read_text()))
     if service.exists():
         lines += service_section(json.loads(service.read_text()))
+    soak = RESULTS / "soak.json"
+    if soak.exists():
+        lines += soak_section(json.loads(soak.read_text()))
     lines.append(END)
     return "\n".join(lines)
 

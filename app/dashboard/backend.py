@@ -46,7 +46,7 @@ class Backend:
         if not fresh:
             while self._idle and conn is None:
                 candidate = self._idle.pop()
-                conn = candidate if candidate.open else None
+                conn = candidate if candidate.reusable else None
         try:
             if conn is None:
                 conn = await asyncio.wait_for(Connection.connect(target), self.timeout)

@@ -56,6 +56,11 @@ class Response:
     keep_alive: bool
 
 
+class StaleConnection(ConnectionError):
+    """A kept-alive connection the server had already closed: nothing of the request was read,
+    so sending it again on a new connection is safe."""
+
+
 class Connection:
     """One TCP connection; ``request`` sends prebuilt bytes and reads one response."""
 
@@ -63,6 +68,12 @@ class Connection:
         self.reader = reader
         self.writer = writer
         self.open = True
+        self.used = False
+
+    @property
+    def reusable(self) -> bool:
+        """Open on our side and not closed by the server (idle keep-alive timeout)."""
+        return self.open and not self.reader.at_eof() and not self.writer.is_closing()
 
     @classmethod
     async def connect(cls, target: Target) -> Connection:
@@ -70,8 +81,16 @@ class Connection:
         return cls(reader, writer)
 
     async def request(self, raw: bytes) -> Response:
+        reused, self.used = self.used, True
         self.writer.write(raw)
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
+            partial = getattr(exc, "partial", b"")
+            if reused and not partial:
+                await self.close()
+                raise StaleConnection("the server closed this kept-alive connection") from None
+            raise
         lines = head.decode("latin-1").split("\r\n")
         try:
             status = int(lines[0].split(" ", 2)[1])

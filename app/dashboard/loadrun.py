@@ -24,7 +24,13 @@ from typing import Any
 
 import msgspec
 
-from app.dashboard.http1 import Connection, ProtocolError, Target, build_request
+from app.dashboard.http1 import (
+    Connection,
+    ProtocolError,
+    StaleConnection,
+    Target,
+    build_request,
+)
 
 MAX_REQUESTS = 1_000_000
 MAX_DURATION_S = 600.0
@@ -85,6 +91,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 class LoadResult:
     spec: LoadSpec
     latencies: list[float] = field(default_factory=list)  # seconds, successful requests only
+    finished: list[float] = field(default_factory=list)  # when each of those finished (perf)
     statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)  # transport errors by kind
     served_by: Counter[str] = field(default_factory=Counter)
@@ -186,8 +193,9 @@ class LoadRun:
     async def _connection(self) -> Connection:
         while self.idle:
             conn = self.idle.pop()
-            if conn.open:
+            if conn.reusable:
                 return conn
+            await conn.close()
         conn = await Connection.connect(self.target)
         self.result.connections_opened += 1
         return conn
@@ -195,11 +203,14 @@ class LoadRun:
     async def _one(self, ticket: int, due: float) -> None:
         result = self.result
         conn = None
+        raw = self.raw[ticket % len(self.raw)]
         try:
             conn = await asyncio.wait_for(self._connection(), self.spec.timeout)
-            response = await asyncio.wait_for(
-                conn.request(self.raw[ticket % len(self.raw)]), self.spec.timeout
-            )
+            try:
+                response = await asyncio.wait_for(conn.request(raw), self.spec.timeout)
+            except StaleConnection:  # closed by the server while idle: send it afresh
+                conn = await asyncio.wait_for(self._connection(), self.spec.timeout)
+                response = await asyncio.wait_for(conn.request(raw), self.spec.timeout)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ProtocolError) as exc:
             result.errors[type(exc).__name__] += 1
             if conn is not None:
@@ -209,6 +220,7 @@ class LoadRun:
         result.statuses[response.status] += 1
         if response.status < 400:
             result.latencies.append(finished - due)
+            result.finished.append(finished)
             if response.body.startswith(b"{"):
                 served = _decode_served_by(response.body).served_by
                 if served:

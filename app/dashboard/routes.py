@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import FromPath, URLEncodedBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage, Template
 from litestar.router import Router
 
@@ -19,7 +18,7 @@ from app.dashboard.streams import ParamError, StreamHub, StreamParams
 from app.parts import Part
 from app.settings import Settings
 
-Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+Form = URLEncodedBody[dict[str, str]]
 
 
 def _fragment(name: str, status: int = 200, **context: Any) -> Template:
@@ -131,7 +130,9 @@ async def inject(backend: NamedDependency[Backend], hub: NamedDependency[StreamH
 
 
 @post("/dashboard/bursts/{kind:str}", include_in_schema=False, status_code=200)
-async def burst_start(kind: str, data: Form, bursts: NamedDependency[BurstRunner]) -> Template:
+async def burst_start(
+    kind: FromPath[str], data: Form, bursts: NamedDependency[BurstRunner]
+) -> Template:
     if kind not in {"concurrent", "sustained"}:
         return _fragment("_burst_message.html", 404, error=f"unknown burst kind {kind!r}")
     try:

@@ -35,7 +35,7 @@ CASES: list[tuple[str, bytes, str | None, int, str]] = [
         400,
         "malformed_json",
     ),
-    ("trailing garbage", b'{"readings": []} xyz', JSON, 400, "malformed_json"),
+    ("trailing garbage", reading() + b" xyz", JSON, 400, "malformed_json"),
     ("empty body", b"", JSON, 400, "bad_request"),
     ("top level array", b"[]", JSON, 422, "invalid_field"),
     ("top level number", b"5", JSON, 422, "invalid_field"),
@@ -92,7 +92,13 @@ CASES: list[tuple[str, bytes, str | None, int, str]] = [
         "invalid_field",
     ),
     ("unknown field", reading(phase=2), JSON, 422, "invalid_field"),
-    ("unknown top-level field", b'{"readings": [], "extra": 1}', JSON, 422, "invalid_field"),
+    (
+        "unknown top-level field",
+        b'{"readings": [{"voltage": 1, "current": 1, "frequency": 1}], "extra": 1}',
+        JSON,
+        422,
+        "invalid_field",
+    ),
     ("huge timestamp", reading(timestamp="x" * 20_000), JSON, 422, "invalid_field"),
     ("timestamp a number", reading(timestamp=17), JSON, 422, "invalid_field"),
     (
