@@ -11,7 +11,7 @@ from typing import Any
 
 from app.dashboard.charts import served_by_bars
 from app.dashboard.loadrun import LoadRun, LoadSpec
-from app.dashboard.streams import ParamError, _flag, _number
+from app.dashboard.streams import ParamError, form_flag, form_number
 
 
 class BurstRefused(RuntimeError):
@@ -76,12 +76,12 @@ class BurstRunner:
 
     def _spec(self, kind: str, form: Mapping[str, str]) -> LoadSpec:
         limits = self.limits
-        batch = int(_number(form, "batch", 1, 1, limits.max_batch))
-        new_connection = _flag(form, "new_connection")
+        batch = int(form_number(form, "batch", 1, 1, limits.max_batch))
+        new_connection = form_flag(form, "new_connection")
         url = self.predict_url
         if kind == "concurrent":
-            requests = int(_number(form, "requests", 200, 1, limits.max_requests))
-            concurrency = int(_number(form, "concurrency", 10, 1, limits.max_concurrency))
+            requests = int(form_number(form, "requests", 200, 1, limits.max_requests))
+            concurrency = int(form_number(form, "concurrency", 10, 1, limits.max_concurrency))
             return LoadSpec(
                 url,
                 batch,
@@ -92,8 +92,8 @@ class BurstRunner:
                 timeout=5.0,
                 headers=self.headers,
             )
-        workers = int(_number(form, "workers", 8, 1, limits.max_concurrency))
-        cycles = int(_number(form, "cycles", 20, 1, limits.max_requests))
+        workers = int(form_number(form, "workers", 8, 1, limits.max_concurrency))
+        cycles = int(form_number(form, "cycles", 20, 1, limits.max_requests))
         if workers * cycles > limits.max_requests:
             raise ParamError(f"workers x cycles must be at most {limits.max_requests}")
         return LoadSpec(

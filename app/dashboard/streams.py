@@ -30,7 +30,9 @@ class ParamError(ValueError):
     """Stream or burst parameters outside what this dashboard allows."""
 
 
-def _number(form: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+def form_number(
+    form: Mapping[str, str], name: str, default: float, low: float, high: float
+) -> float:
     raw = str(form.get(name, "")).strip()
     try:
         value = float(raw) if raw else default
@@ -41,7 +43,7 @@ def _number(form: Mapping[str, str], name: str, default: float, low: float, high
     return value
 
 
-def _flag(form: Mapping[str, str], name: str) -> bool:
+def form_flag(form: Mapping[str, str], name: str) -> bool:
     return str(form.get(name, "")).lower() in {"1", "true", "on", "yes"}
 
 
@@ -55,10 +57,10 @@ class StreamParams:
     @classmethod
     def parse(cls, form: Mapping[str, str], max_batch: int) -> StreamParams:
         return cls(
-            batch=int(_number(form, "batch", 10, 1, max_batch)),
-            interval=_number(form, "interval", 0.5, 0.1, 10),
-            anomaly_rate=_number(form, "anomaly_rate", 0.02, 0, 1),
-            new_connection=_flag(form, "new_connection"),
+            batch=int(form_number(form, "batch", 10, 1, max_batch)),
+            interval=form_number(form, "interval", 0.5, 0.1, 10),
+            anomaly_rate=form_number(form, "anomaly_rate", 0.02, 0, 1),
+            new_connection=form_flag(form, "new_connection"),
         )
 
     def query(self) -> str:
