@@ -57,10 +57,8 @@ from app.signals import on_stop_signal
         "`score > threshold` (the trained threshold unless ANOMALY_THRESHOLD overrides it) OR "
         "a feature lies outside the operating envelope; `out_of_range` then lists those "
         "features with their direction (`voltage_low`, `current_high`, ...) and is omitted "
-        "when empty. The envelope in force is reported by /health. "
-        "Errors: 400 empty batch or malformed JSON, 413 batch over MAX_BATCH or body over "
-        "MAX_BODY_BYTES, 415 not JSON, 422 wrong type, missing, unknown or non-finite field, "
-        "503 model not ready (with Retry-After)."
+        "when empty. The envelope in force is reported by /health. Every error has the "
+        "ErrorBody shape; the statuses are listed below."
     ),
 )
 async def predict(
@@ -70,10 +68,8 @@ async def predict(
     settings: NamedDependency[Settings],
     served_by: NamedDependency[str],
 ) -> PredictResponse:
-    readings = data.readings
+    readings = data.readings  # at least one: the decoder answers an empty batch with 400
     count = len(readings)
-    if count == 0:
-        raise ApiError(400, "empty_batch", "readings must hold at least one reading", "$.readings")
     if count > settings.max_batch:
         raise ApiError(
             413, "batch_too_large", f"{count} readings; at most {settings.max_batch} per request"
@@ -99,9 +95,8 @@ async def predict(
     metrics.readings.inc(count)
     if response.anomalies:
         metrics.anomalies.inc(response.anomalies)
-        if breaches.any():
-            for (feature, direction), n in breach_counts(breaches, model.breach_columns).items():
-                metrics.envelope_breaches.labels(feature, direction).inc(n)
+        for (feature, direction), n in breach_counts(breaches, model.breach_columns).items():
+            metrics.envelope_breaches.labels(feature, direction).inc(n)
     return response
 
 

@@ -38,7 +38,6 @@ class LoadedModel:
     digest: str
     features: tuple[str, ...]
     threshold: float
-    trained_threshold: float
     envelope: envelope.Envelope
     breach_names: list[list[str]]
     breach_columns: list[tuple[str, str]]
@@ -113,7 +112,6 @@ class ModelHolder:
             digest=meta.digest,
             features=tuple(meta.features),
             threshold=meta.threshold if settings.threshold is None else settings.threshold,
-            trained_threshold=meta.threshold,
             envelope=guard,
             breach_names=guard.breach_names(),
             breach_columns=guard.breach_columns(),

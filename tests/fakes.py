@@ -41,7 +41,6 @@ def holder_with(scorer: object, threshold: float = 0.5) -> ModelHolder:
         digest="0" * 64,
         features=FEATURES,
         threshold=threshold,
-        trained_threshold=threshold,
         envelope=envelope,
         breach_names=envelope.breach_names(),
         breach_columns=envelope.breach_columns(),
