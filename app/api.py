@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 
 import anyio.to_thread
-from litestar import Litestar, MediaType, Response, get, post
+from litestar import MediaType, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import Reference
 from litestar.params import JSONBody
 from litestar.router import Router
 
@@ -148,19 +147,6 @@ def metrics_endpoint(metrics: NamedDependency[Metrics]) -> Response[bytes]:
 ROUTES = [predict, health, live, metrics_endpoint]
 
 
-def _closed_request_schemas(app: Litestar) -> None:
-    """State in the OpenAPI document what the decoder enforces: no unknown fields.
-
-    Litestar does not carry msgspec's forbid_unknown_fields into the schema; without this,
-    clients and fuzzers read the request objects as open.
-    """
-    components = app.openapi_schema.components
-    for name in ("PredictRequest", "Reading"):
-        schema = (components.schemas or {}).get(name) if components else None
-        if schema is not None and not isinstance(schema, Reference):
-            schema.additional_properties = False
-
-
 def api_part(settings: Settings, holder: ModelHolder, metrics: Metrics, served_by: str) -> Part:
     """The scoring API: its routes (with the metrics middleware), model loading, draining."""
 
@@ -180,8 +166,7 @@ def api_part(settings: Settings, holder: ModelHolder, metrics: Metrics, served_b
     )
     scoring = Router(path="/", route_handlers=[predict], middleware=[admission])
 
-    def started(app: Litestar) -> None:
-        _closed_request_schemas(app)
+    def started() -> None:
         load_model()
         # SIGTERM: readiness 503 now, listener closed DRAIN_SECONDS later.
         on_stop_signal(drain, delay=settings.drain_seconds)

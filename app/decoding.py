@@ -17,9 +17,10 @@ from litestar.dto import MsgspecDTO
 from litestar.typing import FieldDefinition
 
 from app.errors import ApiError
-from app.schemas import PredictRequest
+from app.schemas import PredictRequest, Reading
 
 _DECODER = msgspec.json.Decoder(PredictRequest)
+CLOSED_OBJECTS = {PredictRequest.__name__, Reading.__name__}
 _AT_PATH = re.compile(r"^(?P<message>.*) - at `(?P<path>[^`]*)`$")
 _NAMED_FIELD = re.compile(r"field `(?P<name>[^`]+)`")
 
@@ -106,8 +107,14 @@ class PredictRequestDTO(MsgspecDTO[PredictRequest]):
     ) -> Any:
         # Describe the Structs themselves: the DTO's generated transfer model loses the
         # constraint on the optional timestamp, and the Structs are what decoding uses.
-        return schema_creator.for_field_definition(
+        schema = schema_creator.for_field_definition(
             FieldDefinition.from_annotation(
                 PredictRequest, kwarg_definition=field_definition.kwarg_definition
             )
         )
+        # Litestar does not carry forbid_unknown_fields into the schema; state it, so clients
+        # and fuzzers read the request objects as closed, as the decoder enforces.
+        for registered in schema_creator.schema_registry:
+            if registered.key[-1] in CLOSED_OBJECTS:
+                registered.schema.additional_properties = False
+        return schema

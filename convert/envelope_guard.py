@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 from onnx import TensorProto, helper
 
-from convert.graph_names import BREACH_OUTPUT, ENVELOPE_HIGH, ENVELOPE_LOW, INPUT_NAME
+from convert.graph_names import (
+    BREACH_OUTPUT,
+    ENVELOPE_HIGH,
+    ENVELOPE_LOW,
+    INPUT_NAME,
+    require_opset,
+)
 
 # Bounds derived from training data: the observed range widened on each side by this share of
 # its width. For the normal training data that puts each bound more than 5 standard deviations
@@ -38,11 +44,7 @@ def trained_envelope(matrix: np.ndarray, features: tuple[str, ...]) -> dict[str,
 def add_envelope_guard(model: Any, n_features: int) -> Any:
     """Add inputs envelope_low/high [n_features] and the bool output breach [N, 2 n_features]."""
     graph = model.graph
-    # skl2onnx declares the lowest opset its own nodes need (6 for Exp); Less and Greater on
-    # float need 9, and 13 is the oldest that covers all three guard nodes as written.
-    for opset in model.opset_import:
-        if opset.domain in ("", "ai.onnx"):
-            opset.version = max(opset.version, 13)
+    require_opset(model, 13)  # the oldest opset with all three guard nodes as written
     graph.input.extend(
         [
             helper.make_tensor_value_info(ENVELOPE_LOW, TensorProto.FLOAT, [n_features]),

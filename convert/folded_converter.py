@@ -25,7 +25,7 @@ from skl2onnx.common._apply_operation import apply_exp
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.ensemble import IsolationForest
 
-from convert.graph_names import INPUT_NAME, OUTPUT_NAME, TARGET_OPSET
+from convert.graph_names import INPUT_NAME, OUTPUT_NAME, TARGET_OPSET, require_opset
 
 EULER_GAMMA = 0.5772156649015329
 
@@ -154,7 +154,7 @@ def _convert(scope: Any, operator: Any, container: Any) -> None:
 
 def to_folded_onnx(model: IsolationForest) -> Any:
     """gridscore's one-node graph as a ModelProto: input readings [N, 3], output score [N, 1]."""
-    return convert_sklearn(
+    model_proto = convert_sklearn(
         model,
         initial_types=[(INPUT_NAME, FloatTensorType([None, model.n_features_in_]))],
         target_opset=TARGET_OPSET,
@@ -162,3 +162,5 @@ def to_folded_onnx(model: IsolationForest) -> Any:
         custom_shape_calculators={IsolationForest: _shape},
         custom_conversion_functions={IsolationForest: _convert},
     )
+    require_opset(model_proto, TARGET_OPSET[""])
+    return model_proto

@@ -133,10 +133,15 @@ def test_killed_worker_is_replaced_and_metrics_stay_correct(
     assert len(replaced) == 2
     assert len({s.rsplit(":", 1)[1] for s in served} - {str(p) for p in replaced}) == 0
     # The dead worker's live gauges are gone: two ready workers, not three.
-    assert value(text, "scorer_ready") == 2
-    assert value(text, "in_flight_requests") == 1  # the scrape itself
-    # Counters keep what the dead worker served: the total matches what clients saw.
-    assert value(text, "requests_total", path="/predict", status="200") == load.outcomes["200"]
+    assert value(text, "scorer_ready") == 2, text
+    assert value(text, "in_flight_requests") == 1, text  # the scrape itself
+    # Counters keep what the dead worker served: every answer a client got is counted; a request
+    # the worker finished just as it was killed may be counted with its answer lost.
+    counted = value(text, "requests_total", path="/predict", status="200")
+    assert load.outcomes["200"] <= counted <= load.outcomes["200"] + failed, (
+        counted,
+        load.outcomes,
+    )
     assert failed <= 8  # at most the requests in flight on the killed worker
 
 
