@@ -7,6 +7,7 @@ import itertools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from app.dashboard.charts import served_by_bars
@@ -76,36 +77,25 @@ class BurstRunner:
 
     def _spec(self, kind: str, form: Mapping[str, str]) -> LoadSpec:
         limits = self.limits
-        batch = int(form_number(form, "batch", 1, 1, limits.max_batch))
-        new_connection = form_flag(form, "new_connection")
-        url = self.predict_url
+        # Whatever the form says, the target, the time bound and the key come from here.
+        spec = partial(
+            LoadSpec,
+            self.predict_url,
+            int(form_number(form, "batch", 1, 1, limits.max_batch)),
+            duration=limits.max_seconds,
+            new_connection=form_flag(form, "new_connection"),
+            timeout=5.0,
+            headers=self.headers,
+        )
         if kind == "concurrent":
             requests = int(form_number(form, "requests", 200, 1, limits.max_requests))
             concurrency = int(form_number(form, "concurrency", 10, 1, limits.max_concurrency))
-            return LoadSpec(
-                url,
-                batch,
-                concurrency,
-                requests=requests,
-                duration=limits.max_seconds,
-                new_connection=new_connection,
-                timeout=5.0,
-                headers=self.headers,
-            )
+            return spec(concurrency, requests=requests)
         workers = int(form_number(form, "workers", 8, 1, limits.max_concurrency))
         cycles = int(form_number(form, "cycles", 20, 1, limits.max_requests))
         if workers * cycles > limits.max_requests:
             raise ParamError(f"workers x cycles must be at most {limits.max_requests}")
-        return LoadSpec(
-            url,
-            batch,
-            workers,
-            cycles=cycles,
-            duration=limits.max_seconds,
-            new_connection=new_connection,
-            timeout=5.0,
-            headers=self.headers,
-        )
+        return spec(workers, cycles=cycles)
 
     def start(self, kind: str, form: Mapping[str, str]) -> Burst:
         if self.current is not None and not self.current.done:
