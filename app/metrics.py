@@ -143,26 +143,32 @@ class MetricsMiddleware:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        http_scope = scope
+        method = scope["method"]
+        metrics = self.metrics
         status = 500
+        counted = False
         started = time.perf_counter()
 
-        async def record_status(message: Message) -> None:
-            nonlocal status
+        async def count_then_send(message: Message) -> None:
+            nonlocal status, counted
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # Counted before the answer leaves: a client never holds a response that
+                # requests_total does not include, even if the process dies a moment later.
+                path = scope.get("path_template") or UNMATCHED
+                metrics.requests.labels(path, method, str(status)).inc()
+                counted = True
             await send(message)
 
-        metrics = self.metrics
         metrics.in_flight.inc()
         try:
-            await self.app(scope, receive, record_status)
+            await self.app(scope, receive, count_then_send)
         finally:
             metrics.in_flight.dec()
             elapsed = time.perf_counter() - started
             path = scope.get("path_template") or UNMATCHED
-            method = http_scope["method"]
-            metrics.requests.labels(path, method, str(status)).inc()
+            if not counted:  # nothing was sent at all
+                metrics.requests.labels(path, method, str(status)).inc()
             if status < 400:
                 metrics.request_latency.labels(path, method).observe(elapsed)
             if log.isEnabledFor(logging.DEBUG):
