@@ -144,6 +144,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         method = scope["method"]
+        # The router has set the template by now (this middleware sits on routed handlers).
+        path = scope.get("path_template") or UNMATCHED
         metrics = self.metrics
         status = 500
         counted = False
@@ -155,7 +157,6 @@ class MetricsMiddleware:
                 status = message["status"]
                 # Counted before the answer leaves: a client never holds a response that
                 # requests_total does not include, even if the process dies a moment later.
-                path = scope.get("path_template") or UNMATCHED
                 metrics.requests.labels(path, method, str(status)).inc()
                 counted = True
             await send(message)
@@ -166,7 +167,6 @@ class MetricsMiddleware:
         finally:
             metrics.in_flight.dec()
             elapsed = time.perf_counter() - started
-            path = scope.get("path_template") or UNMATCHED
             if not counted:  # nothing was sent at all
                 metrics.requests.labels(path, method, str(status)).inc()
             if status < 400:

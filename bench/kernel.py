@@ -45,23 +45,38 @@ def input_pool(batch: int, seed: int = 5) -> np.ndarray:
     return rows.astype(np.float32).reshape(count, batch, 3)
 
 
+def timed_calls(
+    fns: list[kernel_backends.ScoreFn], pool: np.ndarray, budget: float
+) -> list[list[int]]:
+    """Nanoseconds per call of each of ``fns``, called in turn on the same fresh batches.
+
+    Warm-up first; at least 5 rounds, then as many as ``budget`` seconds allow (20,000 at most).
+    With several functions, who goes first swaps each round: the second call of a round runs
+    on warmer caches.
+    """
+    for warm in pool[:3]:
+        for fn in fns:
+            fn(warm)
+    times: list[list[int]] = [[] for _ in fns]
+    order = list(zip(fns, times, strict=True))
+    deadline = time.perf_counter() + budget
+    index = 3
+    while len(times[0]) < 5 or (time.perf_counter() < deadline and len(times[0]) < 20_000):
+        rows = pool[index % len(pool)]
+        index += 1
+        for fn, sink in order if index % 2 else order[::-1]:
+            started = time.perf_counter_ns()
+            fn(rows)
+            sink.append(time.perf_counter_ns() - started)
+    return times
+
+
 def time_backend(
     score: kernel_backends.ScoreFn, budget: float, batches: tuple[int, ...]
 ) -> list[Any]:
     results = []
     for batch in batches:
-        pool = input_pool(batch)
-        for warm in pool[:3]:
-            score(warm)
-        times: list[int] = []
-        deadline = time.perf_counter() + budget
-        index = 3
-        while len(times) < 5 or (time.perf_counter() < deadline and len(times) < 20_000):
-            rows = pool[index % len(pool)]
-            index += 1
-            started = time.perf_counter_ns()
-            score(rows)
-            times.append(time.perf_counter_ns() - started)
+        (times,) = timed_calls([score], input_pool(batch), budget)
         micros = np.array(times) / 1000
         median = float(np.median(micros))
         results.append(
@@ -88,23 +103,7 @@ def paired_guard_overhead(workdir: Path, budget: float, batches: tuple[int, ...]
     guarded = kernel_backends.load_onnx_gridscore_guarded(workdir)
     result = {}
     for batch in batches:
-        pool = input_pool(batch)
-        for warm in pool[:3]:
-            plain(warm)
-            guarded(warm)
-        plain_ns: list[int] = []
-        guarded_ns: list[int] = []
-        deadline = time.perf_counter() + budget
-        index = 3
-        while len(plain_ns) < 5 or (time.perf_counter() < deadline and len(plain_ns) < 20_000):
-            rows = pool[index % len(pool)]
-            index += 1
-            pair = [(plain, plain_ns), (guarded, guarded_ns)]
-            # Swap who goes first each time: the second call of a pair runs on warmer caches.
-            for fn, sink in pair if index % 2 else pair[::-1]:
-                started = time.perf_counter_ns()
-                fn(rows)
-                sink.append(time.perf_counter_ns() - started)
+        plain_ns, guarded_ns = timed_calls([plain, guarded], input_pool(batch), budget)
         ratio = float(np.median(guarded_ns) / np.median(plain_ns)) - 1
         result[str(batch)] = {
             "unguarded_median_us": round(float(np.median(plain_ns)) / 1000, 2),
