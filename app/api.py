@@ -14,8 +14,8 @@ from litestar.router import Router
 from app.admission import admission_factory
 from app.decoding import PredictRequestDTO
 from app.errors import ApiError
+from app.holder import ModelHolder, Status
 from app.metrics import Metrics, middleware_factory
-from app.model import ModelHolder, Status
 from app.parts import Part, constant
 from app.predictions import breach_counts, build_response, feature_matrix
 from app.schemas import (
@@ -69,14 +69,16 @@ async def predict(
 ) -> PredictResponse:
     readings = data.readings  # at least one: the decoder answers an empty batch with 400
     count = len(readings)
-    if count > settings.max_batch:
+    if count > settings.limits.max_batch:
         raise ApiError(
-            413, "batch_too_large", f"{count} readings; at most {settings.max_batch} per request"
+            413,
+            "batch_too_large",
+            f"{count} readings; at most {settings.limits.max_batch} per request",
         )
     model = holder.ready()
     matrix = feature_matrix(readings, model.features)
     started = time.perf_counter()
-    if count <= settings.inline_rows:
+    if count <= settings.limits.inline_rows:
         scores, breaches = model.scorer.score(matrix)
     else:
         # Big batches run off the event loop so /live and /health stay quick meanwhile;
@@ -162,14 +164,14 @@ def api_part(settings: Settings, holder: ModelHolder, metrics: Metrics, served_b
         metrics.ready.set(0)
 
     admission = admission_factory(
-        settings.api_keys, settings.max_in_flight, settings.request_timeout
+        settings.limits.api_keys, settings.limits.max_in_flight, settings.limits.request_timeout
     )
     scoring = Router(path="/", route_handlers=[predict], middleware=[admission])
 
     def started() -> None:
         load_model()
         # SIGTERM: readiness 503 now, listener closed DRAIN_SECONDS later.
-        on_stop_signal(drain, delay=settings.drain_seconds)
+        on_stop_signal(drain, delay=settings.server.drain_seconds)
 
     return Part(
         # Only the API's own routes are measured: dashboard pages and streams are not scoring.

@@ -26,12 +26,12 @@ def _fail(message: str) -> int:
 
 def ensure_artifact(settings: Settings) -> str | None:
     """Make sure an artifact exists; returns an error message when it cannot."""
-    if artifact.find(settings.model_dir, settings.model_name, settings.model_digest):
+    if artifact.find(settings.model.dir, settings.model.name, settings.model.digest):
         return None
-    where = f"{settings.model_dir}/{settings.model_name}-<digest>.onnx"
-    if settings.model_digest:
-        return f"no artifact {where} with digest {settings.model_digest} (MODEL_DIGEST)"
-    if not settings.train_if_missing:
+    where = f"{settings.model.dir}/{settings.model.name}-<digest>.onnx"
+    if settings.model.digest:
+        return f"no artifact {where} with digest {settings.model.digest} (MODEL_DIGEST)"
+    if not settings.model.train_if_missing:
         return (
             f"no model artifact at {where} and TRAIN_IF_MISSING=0; "
             "run `python -m convert` first (needs the training extra: pip install '.[train]')"
@@ -50,9 +50,9 @@ def ensure_artifact(settings: Settings) -> str | None:
         "-m",
         "convert",
         "--model-dir",
-        str(settings.model_dir),
+        str(settings.model.dir),
         "--name",
-        settings.model_name,
+        settings.model.name,
     ]
     if subprocess.run(command, check=False).returncode != 0:
         return "the convert step failed (see its output above)"
@@ -62,7 +62,7 @@ def ensure_artifact(settings: Settings) -> str | None:
 def check_envelope(settings: Settings) -> str | None:
     """A configuration error in the envelope stops the launch (a bad artifact does not: the
     server then reports it on /health, and its log says why)."""
-    path = artifact.find(settings.model_dir, settings.model_name, settings.model_digest)
+    path = artifact.find(settings.model.dir, settings.model.name, settings.model.digest)
     try:
         meta = artifact.load(path).metadata if path else None
     except artifact.ArtifactError:
@@ -78,7 +78,7 @@ def check_envelope(settings: Settings) -> str | None:
 
 def prepare_metrics_dir(settings: Settings) -> str:
     """A fresh multiprocess metrics folder, exported for the workers; returns its path."""
-    directory = settings.metrics_dir or tempfile.mkdtemp(prefix="gridscore-metrics-")
+    directory = settings.server.metrics_dir or tempfile.mkdtemp(prefix="gridscore-metrics-")
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     # Values left by an earlier run would be summed into this one's.
@@ -108,7 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         return _fail(str(exc))
     if args.command == "dashboard":
-        if not settings.backend_url:
+        if not settings.dashboard.backend_url:
             return _fail("the dashboard alone needs BACKEND_URL, the scorer's base URL")
     else:
         problem = ensure_artifact(settings) or check_envelope(settings)
@@ -120,7 +120,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         return server.serve(settings, FACTORIES[args.command])
     finally:
-        if not settings.metrics_dir:
+        if not settings.server.metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
@@ -131,10 +131,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     path = args.path or artifact.find(
-        settings.model_dir, settings.model_name, settings.model_digest
+        settings.model.dir, settings.model.name, settings.model.digest
     )
     if path is None:
-        return _fail(f"no artifact in {settings.model_dir}")
+        return _fail(f"no artifact in {settings.model.dir}")
     try:
         verified = artifact.load(Path(path))
     except artifact.ArtifactError as exc:
@@ -190,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
         server_parser = sub.add_parser(
             name,
             help=summary,
-            description=f"{description} Every setting comes from the environment (see the "
-            "README); these flags override a few.",
+            description=f"{description} Every setting comes from the environment (see "
+            "docs/configuration.md); these flags override a few.",
         )
         server_parser.add_argument(
             "--workers", type=int, help="worker processes (env WORKERS, default 1)"

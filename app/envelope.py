@@ -143,7 +143,9 @@ def resolve(
 
 def configured(meta: Metadata, settings: Settings) -> Envelope:
     """The envelope in force for an artifact: preset, then ENVELOPE_FILE, then env bounds."""
-    overrides = settings.envelope_overrides
-    if settings.envelope_file:
-        overrides = file_overrides(settings.envelope_file) + overrides
-    return resolve(tuple(meta.features), meta.envelope.bounds, settings.envelope_preset, overrides)
+    overrides = settings.model.envelope_overrides
+    if settings.model.envelope_file:
+        overrides = file_overrides(settings.model.envelope_file) + overrides
+    return resolve(
+        tuple(meta.features), meta.envelope.bounds, settings.model.envelope_preset, overrides
+    )

@@ -19,13 +19,13 @@ from app.parts import Part, constant
 from app.settings import Settings
 
 if TYPE_CHECKING:
+    from app.holder import ModelHolder
     from app.metrics import Metrics
-    from app.model import ModelHolder
 
 
 def served_by(settings: Settings) -> str:
     """``<pod or host>:<pid>``: which instance answered."""
-    return f"{settings.instance_name()}:{os.getpid()}"
+    return f"{settings.server.instance_name()}:{os.getpid()}"
 
 
 def assemble(settings: Settings, parts: list[Part]) -> Litestar:
@@ -41,7 +41,7 @@ def assemble(settings: Settings, parts: list[Part]) -> Litestar:
         exception_handlers={Exception: handle_exception},
         on_startup=[hook for part in parts for hook in part.on_startup],
         on_shutdown=[hook for part in parts for hook in part.on_shutdown],
-        request_max_body_size=settings.max_body_bytes,
+        request_max_body_size=settings.limits.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="gridscore",
             version="0.1.0",
@@ -56,8 +56,8 @@ def assemble(settings: Settings, parts: list[Part]) -> Litestar:
 
 def _api(settings: Settings, holder: ModelHolder | None, metrics: Metrics | None) -> Part:
     from app.api import api_part
+    from app.holder import ModelHolder
     from app.metrics import Metrics
-    from app.model import ModelHolder
 
     return api_part(settings, holder or ModelHolder(), metrics or Metrics(), served_by(settings))
 
@@ -78,7 +78,7 @@ def create_api_app(
 
 
 def create_dashboard_app(settings: Settings) -> Litestar:
-    """The dashboard alone, for its own process; the scorer is at ``settings.backend_url``."""
+    """The dashboard alone, for its own process; the scorer is at BACKEND_URL."""
     from app.dashboard.routes import probe_routes
 
     return assemble(settings, [_dashboard(settings), probe_routes()])
@@ -95,7 +95,7 @@ def create_combined_app(
 
 def _from_env() -> Settings:
     settings = Settings.from_env()
-    logs.configure(settings.log_level)
+    logs.configure(settings.server.log_level)
     return settings
 
 

@@ -1,4 +1,4 @@
-"""The HTTP contract as msgspec Structs (DESIGN section 4)."""
+"""The HTTP contract as msgspec Structs (documented in docs/api.md)."""
 
 from __future__ import annotations
 

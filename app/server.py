@@ -41,16 +41,16 @@ def uvicorn_options(settings: Settings, app: str) -> dict[str, Any]:
     return {
         "app": app,
         "factory": True,
-        "host": settings.host,
-        "port": settings.port,
+        "host": settings.server.host,
+        "port": settings.server.port,
         "http": "app.server:NoDelayHttpToolsProtocol",
         "loop": "uvloop",
         "lifespan": "on",
-        "log_config": logs.uvicorn_log_config(settings.log_level),
+        "log_config": logs.uvicorn_log_config(settings.server.log_level),
         "access_log": False,
         "server_header": False,
         # Open SSE streams would otherwise hold shutdown forever.
-        "timeout_graceful_shutdown": settings.graceful_timeout,
+        "timeout_graceful_shutdown": settings.server.graceful_timeout,
         "timeout_keep_alive": 5,
     }
 
@@ -62,16 +62,16 @@ def serve(settings: Settings, app: str = "app.factory:create_served_app") -> int
     SO_REUSEPORT socket each (see app.supervisor for why not ``uvicorn --workers``).
     """
     options = uvicorn_options(settings, app)
-    if settings.workers == 1:
+    if settings.server.workers == 1:
         uvicorn.run(**options)
         return 0
     logging.config.dictConfig(options["log_config"])
     return Supervisor(
-        settings.host,
-        settings.port,
-        settings.workers,
+        settings.server.host,
+        settings.server.port,
+        settings.server.workers,
         options,
-        settings.graceful_timeout,
+        settings.server.graceful_timeout,
         os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
-        settings.drain_seconds,
+        settings.server.drain_seconds,
     ).run()

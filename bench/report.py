@@ -1,19 +1,24 @@
-"""Write the README's benchmark section from bench/results/*.json.
+"""Write the benchmark tables of the docs from bench/results/*.json.
 
-python -m bench.report     # rewrites the part of README.md between the bench markers
+python -m bench.report     # rewrites docs/benchmarks.md's tables and the README's headline
+
+Both are generated parts (app/docgen.py): the JSON files are the record, the tables are
+rendered from them, and a test fails when a page differs from what the JSON gives.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from app import docgen
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+README = ROOT / "README.md"
+BENCHMARKS = ROOT / "docs" / "benchmarks.md"
 
 
 def _us(value: float) -> str:
@@ -52,7 +57,7 @@ def kernel_section(report: dict[str, Any]) -> list[str]:
     if "guard_overhead" in report:
         cells = [f"{v:+.1%}" for v in report["guard_overhead"].values()]
         lines.append("| envelope guard overhead | " + " | ".join(cells) + " | |")
-    lines += ["", "![latency per call against batch size](bench/results/kernel.svg)", ""]
+    lines += ["", "![latency per call against batch size](../bench/results/kernel.svg)", ""]
     return lines
 
 
@@ -134,38 +139,76 @@ def soak_section(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def render() -> str:
+    """docs/benchmarks.md's generated part: every table, from the JSON files present."""
     lines = [
-        START,
-        "",
         "Regenerate with `python -m bench.kernel && python -m bench.service && "
         "python -m bench.soak && python -m bench.report`.",
         "",
     ]
-    kernel = RESULTS / "kernel.json"
-    service = RESULTS / "service.json"
-    if kernel.exists():
-        lines += kernel_section(json.loads(kernel.read_text()))
-    if service.exists():
-        lines += service_section(json.loads(service.read_text()))
-    soak = RESULTS / "soak.json"
-    if soak.exists():
-        lines += soak_section(json.loads(soak.read_text()))
-    lines.append(END)
+    kernel, service, soak = _load("kernel"), _load("service"), _load("soak")
+    if kernel:
+        lines += kernel_section(kernel)
+    if service:
+        lines += service_section(service)
+    if soak:
+        lines += soak_section(soak)
+    return "\n".join(lines)
+
+
+def render_headline() -> str:
+    """The README's table: the served graph against scikit-learn, and the service's figures."""
+    kernel, service, soak = _load("kernel"), _load("service"), _load("soak")
+    lines = ["| measurement | figure |", "|---|---|"]
+    if kernel:
+        sklearn = next(b for b in kernel["backends"] if b["backend"] == "sklearn")
+        served = next(b for b in kernel["backends"] if b["backend"] == "onnx-gridscore-guarded")
+        for ours, theirs in zip(served["timings"], sklearn["timings"], strict=True):
+            if ours["batch"] in (1, 100, 10_000):
+                lines.append(
+                    f"| score a batch of {ours['batch']:,} in-process: gridscore's graph "
+                    f"(onnxruntime) / scikit-learn | {_us(ours['median_us'])} / "
+                    f"{_us(theirs['median_us'])} "
+                    f"({ours['speedup_vs_sklearn']:,.1f}x) |"
+                )
+    if service:
+        one = service["single_connection_2_workers"]["1"]
+        lines.append(
+            f"| `/predict` batch 1, one keep-alive connection: p50 / p99 | "
+            f"{one['p50_ms']:.3f} ms / {one['p99_ms']:.3f} ms |"
+        )
+        lines.extend(
+            f"| `/predict`, 2 workers, {row['connections']} connections, "
+            f"batch {row['batch']:,} | "
+            f"{row['requests_per_s']:,.0f} req/s, {row['rows_per_s']:,.0f} rows/s |"
+            for row in service["throughput_2_workers"]
+        )
+    if soak:
+        summary = soak["summary"]
+        lines.append(
+            f"| soak, {soak['rate_requests_per_s']:,.0f} req/s for {soak['duration_s']:.0f} s: "
+            f"p50 / p99 | {summary['p50_ms']:.2f} ms / {summary['p99_ms']:.2f} ms |"
+        )
+    machine = (kernel or service or {}).get("machine", "")
+    lines += ["", f"Medians on {machine}; method and every figure in docs/benchmarks.md."]
     return "\n".join(lines)
 
 
 def main() -> int:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        print(f"README.md has no {START} ... {END} section", file=sys.stderr)
+    try:
+        docgen.replace(BENCHMARKS, "bench", render())
+        docgen.replace(README, "headline", render_headline())
+    except ValueError as exc:
+        print(f"bench.report: {exc}", file=sys.stderr)
         return 1
-    readme.write_text(pattern.sub(lambda _: render(), text))
     print(
-        "README.md benchmark section rewritten from",
-        ", ".join(p.name for p in RESULTS.glob("*.json")),
+        "docs/benchmarks.md and the README headline rewritten from",
+        ", ".join(p.name for p in sorted(RESULTS.glob("*.json"))),
     )
     return 0
 

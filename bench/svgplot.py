@@ -1,4 +1,4 @@
-"""A small log-log line chart as standalone SVG, for benchmark figures in the README."""
+"""A small log-log line chart as standalone SVG, for the benchmark figures in docs/benchmarks.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Synthetic "normal" operating points around a nominal 230 V / 10 A / 50 Hz supply point."""
+"""Synthetic training data: normal operation of the supply point described in app.nominal."""
 
 from __future__ import annotations
 
@@ -6,30 +6,21 @@ import hashlib
 
 import numpy as np
 
-FEATURES = ("voltage", "current", "frequency")
-UNITS = ("V", "A", "Hz")
+from app.nominal import SYNTHETIC
+
+FEATURES = tuple(spec.name for spec in SYNTHETIC)
+UNITS = tuple(spec.unit for spec in SYNTHETIC)
 SEED = 42
 ROWS = 5_000
 
-# Independent normals; the spreads are those of a healthy low-voltage feeder: voltage a few volts
-# around nominal (EN 50160 allows +/-10%, normal operation stays far inside), a load current
-# varying by ~15%, and grid frequency held within a few tens of millihertz.
-DISTRIBUTIONS = {
-    "voltage": ("normal", 230.0, 3.0),
-    "current": ("normal", 10.0, 1.5),
-    "frequency": ("normal", 50.0, 0.02),
-}
-
 
 def describe_distributions() -> dict[str, str]:
-    return {
-        name: f"{kind}(mean={mean}, sd={sd})" for name, (kind, mean, sd) in DISTRIBUTIONS.items()
-    }
+    return {spec.name: spec.describe() for spec in SYNTHETIC}
 
 
 def normal_points(rows: int, rng: np.random.Generator) -> np.ndarray:
     """``rows`` readings drawn from the normal operating distribution, float64, feature order."""
-    columns = [rng.normal(mean, sd, rows) for (_, mean, sd) in DISTRIBUTIONS.values()]
+    columns = [rng.normal(spec.mean, spec.sd, rows) for spec in SYNTHETIC]
     return np.column_stack(columns)
 
 

@@ -33,6 +33,7 @@ from convert.graph_names import (
     OUTPUT_NAME,
     TARGET_OPSET,
 )
+from convert.publish import publish
 
 DEFAULT_NAME = "gridscore-iforest"
 DEFAULT_PARITY_POINTS = 100_000
@@ -173,7 +174,7 @@ def run(
         versions=library_versions(),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    path = artifact.publish(model_dir, model_bytes, metadata)
+    path = publish(model_dir, model_bytes, metadata)
     seconds["publish"] = time.perf_counter() - started
     say("publish", str(path))
     return Result(path=path, metadata=metadata, seconds=seconds)

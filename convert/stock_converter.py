@@ -1,4 +1,4 @@
-"""skl2onnx's own IsolationForest graph, kept to compare against (bench and --graph stock)."""
+"""skl2onnx's own IsolationForest graph, kept for the kernel benchmark's comparison."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from sklearn.ensemble import IsolationForest
 from convert.graph_names import INPUT_NAME, TARGET_OPSET
 
 STOCK_SCORE_OUTPUT = "scores"
-"""The stock graph outputs ``label`` and ``scores`` = decision_function; see stock_paper_score."""
+"""The stock graph outputs ``label`` and ``scores`` = decision_function (not the paper's score:
+it is ``-(scores + offset_)``, as bench/kernel_backends.py computes it)."""
 
 
 def to_stock_onnx(model: IsolationForest) -> Any:

@@ -1,4 +1,4 @@
-"""Fit the IsolationForest exactly as DESIGN section 3 fixes it."""
+"""Fit the IsolationForest with the parameters docs/model.md states."""
 
 from __future__ import annotations
 

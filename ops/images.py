@@ -6,13 +6,17 @@
 
 Registry base images cannot be pulled on these machines, so the base image is a build
 argument: the Dockerfiles default to python:3.11-slim-bookworm, and here they get a bookworm
-root filesystem made by debootstrap. pip inside the build uses the host's CA bundle.
+root filesystem made by debootstrap. debootstrap fetches from the Debian mirror the host's own
+apt is configured with (its deb822 ``.sources`` or one-line ``.list`` files), so the build
+follows the machine's package source, whatever it is; ``--mirror`` overrides it. pip inside
+the build uses the host's CA bundle.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import shutil
 import subprocess
@@ -34,17 +38,108 @@ PODMAN = ["podman", "--runtime", "runc"]
 # (the host's own nproc was refused as well; 4096 is plenty for a few workers).
 _NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 ULIMITS = ["--ulimit", f"nofile={_NOFILE}:{_NOFILE}", "--ulimit", "nproc=4096:4096"]
-MIRROR = "http://deb.debian.org/debian"
+SUITE = "bookworm"
+APT_DIR = Path("/etc/apt")
+
+
+class ImageError(RuntimeError):
+    """The images cannot be built here (no usable apt source, a step failed)."""
+
+
+def _deb822_paragraphs(text: str) -> list[dict[str, str]]:
+    """Paragraphs of a deb822 file as {field (lower case): value}; comments dropped."""
+    paragraphs: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    key = ""
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        if not line.strip():
+            if current:
+                paragraphs.append(current)
+            current, key = {}, ""
+        elif line[0] in " \t" and key:  # a continuation line
+            current[key] += " " + line.strip()
+        elif ":" in line:
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            current[key] = value.strip()
+    if current:
+        paragraphs.append(current)
+    return paragraphs
+
+
+def _one_line_entries(text: str) -> list[tuple[list[str], str, list[str], list[str]]]:
+    """``deb [options] uri suite component...`` lines as (types, uri, suites, components)."""
+    entries = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        line = re.sub(r"\[[^\]]*\]", " ", line)  # [arch=amd64 signed-by=...] options
+        words = line.split()
+        if len(words) >= 3 and words[0] in ("deb", "deb-src"):
+            entries.append(([words[0]], words[1], [words[2]], words[3:]))
+    return entries
+
+
+def apt_sources(apt_dir: Path = APT_DIR) -> list[tuple[list[str], str, list[str], list[str]]]:
+    """Every enabled source of the host's apt, in the order apt reads its files."""
+    found: list[tuple[list[str], str, list[str], list[str]]] = []
+    main_list = apt_dir / "sources.list"
+    parts = apt_dir / "sources.list.d"
+    files = [main_list] if main_list.is_file() else []
+    if parts.is_dir():
+        # apt reads only these two extensions: "x.list.disabled" and the like are ignored.
+        files += sorted(p for p in parts.iterdir() if p.suffix in (".list", ".sources"))
+    for path in files:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        if path.suffix == ".sources":
+            for fields in _deb822_paragraphs(text):
+                if fields.get("enabled", "yes").lower() == "no":
+                    continue
+                found.extend(
+                    (
+                        fields.get("types", "").split(),
+                        uri,
+                        fields.get("suites", "").split(),
+                        fields.get("components", "").split(),
+                    )
+                    for uri in fields.get("uris", "").split()
+                )
+        else:
+            found.extend(_one_line_entries(text))
+    return found
+
+
+def debian_mirror(suite: str = SUITE, apt_dir: Path = APT_DIR) -> str:
+    """The host's apt mirror for Debian ``suite`` (main), as debootstrap wants it."""
+    for types, uri, suites, components in apt_sources(apt_dir):
+        if (
+            "deb" in types
+            and suite in suites
+            and "main" in components
+            and uri.startswith(("http://", "https://", "file:/"))
+        ):
+            return uri.rstrip("/")
+    raise ImageError(
+        f"no apt source for Debian {suite} (type deb, component main, an http(s) or file URI) "
+        f"in {apt_dir}/sources.list or {apt_dir}/sources.list.d/*.list|*.sources; "
+        "configure one, or pass --mirror URL"
+    )
 
 
 def exists(image: str) -> bool:
     return subprocess.run([*PODMAN, "image", "exists", image], check=False).returncode == 0
 
 
-def make_base(force: bool = False) -> None:
-    if exists(BASE) and not force:
-        print(f"{BASE} exists")
+def make_base(tag: str = BASE, force: bool = False, mirror: str | None = None) -> None:
+    """debootstrap a minimal Debian with python3 and import it as ``tag`` (unless it exists)."""
+    if exists(tag) and not force:
+        print(f"{tag} exists")
         return
+    source = mirror or debian_mirror()
     with tempfile.TemporaryDirectory(prefix="gridscore-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         subprocess.run(
@@ -52,21 +147,31 @@ def make_base(force: bool = False) -> None:
                 "debootstrap",
                 "--variant=minbase",
                 "--include=python3,python3-venv,ca-certificates",
-                "bookworm",
+                SUITE,
                 str(rootfs),
-                MIRROR,
+                source,
             ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
         shutil.rmtree(rootfs / "var" / "cache" / "apt" / "archives", ignore_errors=True)
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run([*PODMAN, "import", "-", BASE], stdin=tar.stdout, check=True)
-        tar.wait()
-    print(f"built {BASE}")
+        # The context manager closes tar's end of the pipe and waits for it, whatever happens.
+        with subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE) as tar:
+            imported = subprocess.run(
+                [*PODMAN, "import", "-", tag],
+                stdin=tar.stdout,
+                stdout=subprocess.DEVNULL,
+                check=False,
+            )
+        if tar.returncode != 0 or imported.returncode != 0:
+            raise ImageError(
+                f"importing the root filesystem failed (tar {tar.returncode}, "
+                f"podman import {imported.returncode})"
+            )
+    print(f"built {tag} from {source}")
 
 
-def build(names: list[str]) -> None:
+def build(names: list[str], base: str = BASE) -> None:
     for name in names:
         tag, dockerfile = IMAGES[name]
         subprocess.run(
@@ -79,7 +184,7 @@ def build(names: list[str]) -> None:
                 "--volume",
                 "/etc/ssl/certs:/etc/ssl/certs:ro",
                 "--build-arg",
-                f"BASE_IMAGE={BASE}",
+                f"BASE_IMAGE={base}",
                 "-f",
                 dockerfile,
                 "-t",
@@ -109,9 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("step", choices=["base", "build", "sizes", "all"])
     parser.add_argument("--force", action="store_true", help="rebuild the base image")
+    parser.add_argument(
+        "--mirror", help="Debian mirror for debootstrap (default: the one the host's apt uses)"
+    )
     args = parser.parse_args(argv)
-    if args.step in ("base", "all"):
-        make_base(args.force)
+    try:
+        if args.step in ("base", "all"):
+            make_base(force=args.force, mirror=args.mirror)
+    except ImageError as exc:
+        print(f"ops/images.py: {exc}", file=sys.stderr)
+        return 2
     if args.step in ("build", "all"):
         build(list(IMAGES))
     if args.step in ("sizes", "all"):

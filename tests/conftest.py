@@ -14,8 +14,9 @@ from litestar.testing import TestClient
 
 from app.factory import create_api_app
 from app.settings import Settings
+from tests.support.config import settings_from
 
-DESIGN_EXAMPLE = {
+EXAMPLE_BATCH = {
     "readings": [
         {"voltage": 230.1, "current": 9.8, "frequency": 50.02},
         {"voltage": 271.0, "current": 28.5, "frequency": 50.7, "timestamp": "2026-01-01T00:00:00Z"},
@@ -49,7 +50,7 @@ def artifact_path(model_dir: Path) -> Path:
 
 @pytest.fixture
 def settings(model_dir: Path) -> Settings:
-    return Settings(model_dir=model_dir)
+    return settings_from(model_dir)
 
 
 @pytest.fixture

@@ -68,15 +68,15 @@ def dashboard_part(settings: Settings, template: TemplateConfig[JinjaTemplateEng
         return str(template.engine_instance.get_template(name).render(**context))
 
     # With API_KEY set, the dashboard presents the first key to the scorer.
-    api_key = settings.api_keys[0] if settings.api_keys else ""
+    api_key = settings.limits.api_keys[0] if settings.limits.api_keys else ""
     hub = StreamHub(backend_url, render, api_key=api_key)
     bursts = BurstRunner(
         backend_url,
         BurstLimits(
-            max_requests=settings.burst_max_requests,
-            max_concurrency=settings.burst_max_concurrency,
-            max_seconds=settings.burst_max_seconds,
-            max_batch=settings.dashboard_max_batch,
+            max_requests=settings.dashboard.burst_max_requests,
+            max_concurrency=settings.dashboard.burst_max_concurrency,
+            max_seconds=settings.dashboard.burst_max_seconds,
+            max_batch=settings.dashboard.max_batch,
         ),
         api_key=api_key,
     )
@@ -115,7 +115,7 @@ def dashboard_part(settings: Settings, template: TemplateConfig[JinjaTemplateEng
             "csrf_config": CSRFConfig(
                 # Without DASHBOARD_SECRET each process signs its own tokens, which is fine for
                 # one process; the launcher shares one secret between its workers.
-                secret=settings.dashboard_secret or secrets.token_hex(32),
+                secret=settings.dashboard.secret or secrets.token_hex(32),
                 cookie_samesite="strict",
                 cookie_httponly=True,
                 # Scoring clients post JSON with no cookies; only the dashboard's forms need it.

@@ -11,8 +11,8 @@ from functools import partial
 from typing import Any
 
 from app.dashboard.charts import served_by_bars
+from app.dashboard.forms import ParamError, form_flag, form_number
 from app.dashboard.loadrun import LoadRun, LoadSpec
-from app.dashboard.streams import ParamError, form_flag, form_number
 
 
 class BurstRefused(RuntimeError):

@@ -31,6 +31,7 @@ from app.dashboard.http1 import (
     Target,
     build_request,
 )
+from app.nominal import SYNTHETIC
 
 MAX_REQUESTS = 1_000_000
 MAX_DURATION_S = 600.0
@@ -144,12 +145,14 @@ def make_bodies(batch: int, count: int, seed: int, anomaly_rate: float) -> list[
     for _ in range(count):
         readings = []
         for _ in range(batch):
-            reading = [rng.gauss(230.0, 3.0), rng.gauss(10.0, 1.5), rng.gauss(50.0, 0.02)]
+            values = [rng.gauss(spec.mean, spec.sd) for spec in SYNTHETIC]
             if rng.random() < anomaly_rate:
-                reading = [value * rng.choice((0.6, 1.5)) for value in reading]
-            v, c, f = reading
+                values = [value * rng.choice((0.6, 1.5)) for value in values]
             readings.append(
-                {"voltage": round(v, 3), "current": round(c, 3), "frequency": round(f, 4)}
+                {
+                    spec.name: round(value, spec.decimals)
+                    for spec, value in zip(SYNTHETIC, values, strict=True)
+                }
             )
         bodies.append(json.dumps({"readings": readings}).encode())
     return bodies

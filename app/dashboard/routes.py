@@ -13,8 +13,9 @@ from litestar.router import Router
 
 from app.dashboard.backend import Backend, BackendError
 from app.dashboard.bursts import BurstRefused, BurstRunner
+from app.dashboard.forms import ParamError
 from app.dashboard.simulator import Simulator
-from app.dashboard.streams import ParamError, StreamHub, StreamParams
+from app.dashboard.streams import StreamHub, StreamParams
 from app.parts import Part
 from app.settings import Settings
 
@@ -35,7 +36,7 @@ async def page(
             "backend_url": settings.dashboard_backend(),
             "defaults": StreamParams(),
             "limits": bursts.limits,
-            "node_name": settings.node_name,
+            "node_name": settings.server.node_name,
             "burst": bursts.current.view() if bursts.current else None,
         },
     )
@@ -53,7 +54,7 @@ async def status(backend: NamedDependency[Backend]) -> Template:
 @post("/dashboard/stream/start", include_in_schema=False, status_code=200)
 async def stream_start(data: Form, settings: NamedDependency[Settings]) -> Template:
     try:
-        params = StreamParams.parse(data, settings.dashboard_max_batch)
+        params = StreamParams.parse(data, settings.dashboard.max_batch)
     except ParamError as exc:
         return _fragment("_stopped.html", 422, error=str(exc))
     return _fragment("_live.html", params=params, query=params.query())
@@ -70,7 +71,7 @@ async def stream_events(
     hub: NamedDependency[StreamHub],
     settings: NamedDependency[Settings],
 ) -> ServerSentEvent:
-    params = StreamParams.parse(dict(request.query_params), settings.dashboard_max_batch)
+    params = StreamParams.parse(dict(request.query_params), settings.dashboard.max_batch)
     stream, queue = hub.join(params)
 
     async def events() -> AsyncIterator[ServerSentEventMessage]:
@@ -99,7 +100,7 @@ async def generate(
     data: Form, backend: NamedDependency[Backend], settings: NamedDependency[Settings]
 ) -> Template:
     try:
-        params = StreamParams.parse(data, settings.dashboard_max_batch)
+        params = StreamParams.parse(data, settings.dashboard.max_batch)
     except ParamError as exc:
         return _fragment("_batch.html", 422, error=str(exc))
     readings = Simulator().batch(params.batch, params.anomaly_rate)

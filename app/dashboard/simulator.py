@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-NOMINAL = {"voltage": (230.0, 3.0), "current": (10.0, 1.5), "frequency": (50.0, 0.02)}
+from app.nominal import SYNTHETIC
 
 # Far outside both the trained envelope and EN 50160: a sag or surge, an open circuit or a
 # six-fold overcurrent, a frequency excursion. Each is flagged by the envelope guard.
@@ -36,8 +36,8 @@ class Simulator:
 
     def reading(self) -> dict[str, float]:
         return {
-            name: round(self.rng.gauss(mean, sd), 4 if name == "frequency" else 3)
-            for name, (mean, sd) in NOMINAL.items()
+            spec.name: round(self.rng.gauss(spec.mean, spec.sd), spec.decimals)
+            for spec in SYNTHETIC
         }
 
     def batch(self, size: int, anomaly_rate: float) -> list[dict[str, float]]:
@@ -46,10 +46,9 @@ class Simulator:
             if self.rng.random() < anomaly_rate:
                 # A milder excursion than an injected extreme: the forest, not only the
                 # envelope, should catch it.
-                feature = self.rng.choice(list(NOMINAL))
-                mean, sd = NOMINAL[feature]
-                value = mean + self.rng.choice((-1, 1)) * sd * self.rng.uniform(4, 8)
-                reading[feature] = round(max(value, 0.0), 4)  # an RMS value is never negative
+                spec = self.rng.choice(SYNTHETIC)
+                value = spec.mean + self.rng.choice((-1, 1)) * spec.sd * self.rng.uniform(4, 8)
+                reading[spec.name] = round(max(value, 0.0), 4)  # an RMS value is never negative
         return readings
 
     def extreme(self) -> Injected:

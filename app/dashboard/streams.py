@@ -17,6 +17,7 @@ from typing import Any
 
 from app.dashboard.backend import Backend, BackendError
 from app.dashboard.charts import Point, readings_chart, served_by_bars
+from app.dashboard.forms import ParamError, form_flag, form_number
 from app.dashboard.loadrun import percentile
 from app.dashboard.simulator import Injected, Simulator
 
@@ -24,27 +25,6 @@ log = logging.getLogger("gridscore.dashboard")
 
 WINDOW = 200
 Render = Callable[[str, Mapping[str, Any]], str]
-
-
-class ParamError(ValueError):
-    """Stream or burst parameters outside what this dashboard allows."""
-
-
-def form_number(
-    form: Mapping[str, str], name: str, default: float, low: float, high: float
-) -> float:
-    raw = str(form.get(name, "")).strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        raise ParamError(f"{name} must be a number") from None
-    if not low <= value <= high:
-        raise ParamError(f"{name} must be between {low:g} and {high:g}")
-    return value
-
-
-def form_flag(form: Mapping[str, str], name: str) -> bool:
-    return str(form.get(name, "")).lower() in {"1", "true", "on", "yes"}
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,12 @@ import pytest
 from app.admission import key_matches
 from app.factory import create_api_app
 from app.settings import Settings
-from tests.fakes import EchoScorer, holder_with
+from tests.support.config import settings_from
+from tests.support.examples import NOMINAL
+from tests.support.fakes import EchoScorer, holder_with
 
 pytestmark = pytest.mark.anyio
 
-NOMINAL = {"voltage": 230.0, "current": 10.0, "frequency": 50.0}
 BODY = {"readings": [NOMINAL]}
 
 
@@ -45,7 +46,7 @@ def test_key_comparison() -> None:
 
 
 async def test_api_key_guards_predict_only(model_dir: object) -> None:
-    settings = Settings(api_keys=("s3cret", "other"))
+    settings = settings_from(API_KEY="s3cret,other")
     async with _client(settings, EchoScorer()) as client:
         missing = await client.post("/predict", json=BODY)
         wrong = await client.post("/predict", json=BODY, headers={"x-api-key": "nope"})
@@ -64,7 +65,7 @@ async def test_api_key_guards_predict_only(model_dir: object) -> None:
 
 
 async def test_beyond_max_in_flight_is_503_at_once_while_probes_stay_quick() -> None:
-    settings = Settings(max_in_flight=2, inline_rows=0, request_timeout=10)
+    settings = settings_from(MAX_IN_FLIGHT=2, INLINE_ROWS=0, REQUEST_TIMEOUT=10)
     async with _client(settings, SlowScorer(1.0)) as client:
         slow = [asyncio.create_task(client.post("/predict", json=BODY)) for _ in range(2)]
         await asyncio.sleep(0.2)  # both are in flight now
@@ -83,7 +84,7 @@ async def test_beyond_max_in_flight_is_503_at_once_while_probes_stay_quick() -> 
 
 
 async def test_work_over_the_time_budget_is_503_with_retry_after() -> None:
-    settings = Settings(request_timeout=0.3, inline_rows=0)
+    settings = settings_from(REQUEST_TIMEOUT=0.3, INLINE_ROWS=0)
     async with _client(settings, SlowScorer(1.0)) as client:
         response = await client.post("/predict", json=BODY)
     assert response.status_code == 503
@@ -92,7 +93,7 @@ async def test_work_over_the_time_budget_is_503_with_retry_after() -> None:
 
 
 async def test_a_body_slower_than_the_budget_is_408() -> None:
-    settings = Settings(request_timeout=0.3)
+    settings = settings_from(REQUEST_TIMEOUT=0.3)
 
     async def trickle() -> AsyncIterator[bytes]:
         yield b'{"readings": ['

@@ -11,7 +11,7 @@ from litestar.testing import TestClient
 
 from app import artifact
 from app.factory import create_api_app
-from app.settings import Settings
+from tests.support.config import settings_from
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_tampered_artifact_keeps_readiness_503_and_logs_why(
 ) -> None:
     _flip_a_byte(copied)
     caplog.set_level(logging.ERROR, logger="gridscore.model")
-    with TestClient(create_api_app(Settings(model_dir=copied.parent))) as client:
+    with TestClient(create_api_app(settings_from(copied.parent))) as client:
         health = client.get("/health")
         assert health.status_code == 503
         assert health.json()["status"] == "unavailable"

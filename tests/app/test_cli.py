@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.serving import gridscore_serve
-from tests.conftest import DESIGN_EXAMPLE
+from tests.support.examples import EXAMPLE_BATCH
+from tests.support.servers import gridscore_serve
 
 
 def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -73,7 +73,7 @@ def test_verify_reports_a_good_artifact_and_refuses_a_tampered_one(
 def test_serve_trains_when_missing_then_answers_the_design_example(tmp_path: Path) -> None:
     models = tmp_path / "models"
     with gridscore_serve(models, tmp_path, TRAIN_IF_MISSING="1") as server:
-        response = httpx.post(f"{server.url}/predict", json=DESIGN_EXAMPLE)
+        response = httpx.post(f"{server.url}/predict", json=EXAMPLE_BATCH)
         assert "[publish]" in server.log()
     assert response.status_code == 200
     assert [p["anomaly"] for p in response.json()["predictions"]] == [False, True]

@@ -13,10 +13,9 @@ from litestar.testing import TestClient
 from app.envelope import EnvelopeError, env_overrides, resolve
 from app.factory import create_api_app
 from app.settings import Settings
-from tests.conftest import DESIGN_EXAMPLE
-from tests.metrics_text import value
-
-NOMINAL = {"voltage": 230.0, "current": 10.0, "frequency": 50.0}
+from tests.support.config import settings_from
+from tests.support.examples import EXAMPLE_BATCH, NOMINAL
+from tests.support.metrics_text import value
 
 
 def _predict(
@@ -54,7 +53,7 @@ def test_single_feature_excursions_are_flagged_with_feature_and_direction(
 
 
 def test_design_example_still_gives_one_anomaly(settings: Settings) -> None:
-    body, _, _ = _predict(settings, DESIGN_EXAMPLE["readings"])
+    body, _, _ = _predict(settings, EXAMPLE_BATCH["readings"])
     assert body["anomalies"] == 1
     first, second = body["predictions"]
     assert set(first) == {"anomaly", "score"}
@@ -70,7 +69,7 @@ def test_nominal_anomaly_rate_moves_at_most_a_tenth_of_a_point(
     readings = [{"voltage": v, "current": c, "frequency": f} for v, c, f in rows]
     guarded, _, _ = _predict(settings, readings)
     forest_only, health, _ = _predict(
-        Settings(model_dir=settings.model_dir, envelope_preset="off"), readings
+        settings_from(settings.model.dir, ENVELOPE_PRESET="off"), readings
     )
     assert health["envelope"]["source"] == "off"
     rate_guarded = guarded["anomalies"] / 10_000
@@ -88,7 +87,7 @@ def test_custom_bound_changes_the_verdict_and_health_says_custom(settings: Setti
     assert health["envelope"]["source"] == "trained"
     assert trained["predictions"][0]["anomaly"] is False
     custom_settings = Settings.from_env(
-        {"MODEL_DIR": str(settings.model_dir), "ENVELOPE_VOLTAGE_MAX": "235"}
+        {"MODEL_DIR": str(settings.model.dir), "ENVELOPE_VOLTAGE_MAX": "235"}
     )
     custom, health, _ = _predict(custom_settings, [reading])
     assert health["envelope"]["source"] == "custom"
@@ -105,7 +104,7 @@ def test_en50160_preset_widens_voltage_and_keeps_trained_current(settings: Setti
     trained, trained_health, _ = _predict(settings, [reading])
     assert trained["predictions"][0]["out_of_range"] == ["voltage_high"]
     preset, health, _ = _predict(
-        Settings(model_dir=settings.model_dir, envelope_preset="en50160"), [reading]
+        settings_from(settings.model.dir, ENVELOPE_PRESET="en50160"), [reading]
     )
     assert health["envelope"]["source"] == "preset:en50160"
     assert health["envelope"]["bounds"]["voltage"] == [207.0, 253.0]
@@ -120,7 +119,7 @@ def test_envelope_file_overrides_bounds(settings: Settings, tmp_path: Path) -> N
     path = tmp_path / "envelope.json"
     path.write_text(json.dumps({"frequency": {"min": 49.99, "max": 50.01}}))
     body, health, _ = _predict(
-        Settings(model_dir=settings.model_dir, envelope_file=str(path)),
+        settings_from(settings.model.dir, ENVELOPE_FILE=path),
         [{**NOMINAL, "frequency": 50.02}],
     )
     assert health["envelope"]["source"] == "custom"
@@ -128,7 +127,7 @@ def test_envelope_file_overrides_bounds(settings: Settings, tmp_path: Path) -> N
 
 
 def test_bad_envelope_config_keeps_the_model_unavailable(settings: Settings) -> None:
-    bad = Settings.from_env({"MODEL_DIR": str(settings.model_dir), "ENVELOPE_PHASE_MAX": "3"})
+    bad = Settings.from_env({"MODEL_DIR": str(settings.model.dir), "ENVELOPE_PHASE_MAX": "3"})
     with TestClient(create_api_app(bad)) as client:
         health = client.get("/health")
     assert health.status_code == 503

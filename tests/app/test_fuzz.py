@@ -25,15 +25,15 @@ from app.errors import ApiError
 from app.factory import create_api_app
 from app.predictions import feature_matrix
 from app.schemas import FLOAT32_MAX
-from app.settings import Settings
-from bench.serving import gridscore_serve
+from tests.support.config import settings_from
+from tests.support.servers import gridscore_serve
 
 FEATURES = ("voltage", "current", "frequency")
 
 
 @pytest.fixture(scope="module")
 def client(model_dir: Path) -> Any:
-    app = create_api_app(Settings(model_dir=model_dir, max_batch=200))
+    app = create_api_app(settings_from(model_dir, MAX_BATCH=200))
     with TestClient(app) as test_client:  # runs start-up: the model loads
         yield test_client
 
@@ -66,6 +66,7 @@ def test_schemathesis_against_the_served_schema(model_dir: Path, tmp_path: Path)
             text=True,
             timeout=600,
             check=False,
+            cwd=tmp_path,  # schemathesis keeps a .schemathesis cache in its working folder
         )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]

@@ -14,7 +14,7 @@ from app.factory import create_api_app
 from app.settings import Settings
 import app.cli, app.server
 
-with TestClient(create_api_app(Settings(model_dir=Path(sys.argv[1])))) as client:
+with TestClient(create_api_app(Settings.from_env({'MODEL_DIR': sys.argv[1]}))) as client:
     response = client.post(
         "/predict", json={"readings": [{"voltage": 230, "current": 10, "frequency": 50}]}
     )

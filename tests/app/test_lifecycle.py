@@ -12,16 +12,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench import procs
-from bench.serving import RunningServer, gridscore_serve
-from tests.conftest import DESIGN_EXAMPLE
-from tests.metrics_text import value
+from tests.support.examples import EXAMPLE_BATCH
+from tests.support.metrics_text import value
+from tests.support.servers import RunningServer, gridscore_serve, worker_pids
 
 pytestmark = pytest.mark.slow
 
 
 class Load:
-    """Client threads posting the DESIGN example until told to stop; every outcome recorded."""
+    """Client threads posting the example batch until told to stop; every outcome recorded."""
 
     def __init__(self, url: str, threads: int, new_connection: bool = False) -> None:
         self.url = url
@@ -40,7 +39,7 @@ class Load:
                 try:
                     status = str(
                         client.post(
-                            f"{self.url}/predict", json=DESIGN_EXAMPLE, headers=headers
+                            f"{self.url}/predict", json=EXAMPLE_BATCH, headers=headers
                         ).status_code
                     )
                 except httpx.HTTPError as exc:
@@ -106,24 +105,24 @@ def test_killed_worker_is_replaced_and_metrics_stay_correct(
     model_dir: Path, tmp_path: Path
 ) -> None:
     with gridscore_serve(model_dir, tmp_path, command="api", WORKERS="2") as server:
-        before = procs.worker_pids(server.process.pid)
+        before = worker_pids(server.process.pid)
         assert len(before) == 2
         with Load(server.url, threads=4, new_connection=True) as load:
             time.sleep(1.0)
             os.kill(before[0], signal.SIGKILL)
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
-                now = procs.worker_pids(server.process.pid)
+                now = worker_pids(server.process.pid)
                 if len(now) == 2 and before[0] not in now:
                     break
                 time.sleep(0.1)
-            replaced = procs.worker_pids(server.process.pid)
+            replaced = worker_pids(server.process.pid)
             _wait_ready_workers(server, 2)
             time.sleep(1.0)
         text = httpx.get(f"{server.url}/metrics").text
         served = [
             httpx.post(
-                f"{server.url}/predict", json=DESIGN_EXAMPLE, headers={"connection": "close"}
+                f"{server.url}/predict", json=EXAMPLE_BATCH, headers={"connection": "close"}
             ).json()["served_by"]
             for _ in range(30)
         ]

@@ -1,7 +1,10 @@
-"""POST /predict: the DESIGN contract, its polarity, and every row of its error table."""
+"""POST /predict in-process: the API example, score polarity, order, metrics, and every case of
+the malformed-request catalogue (tests/support/catalogue.py) with its error and field."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,15 +14,15 @@ from litestar.testing import TestClient
 
 from app.factory import create_api_app
 from app.settings import Settings
-from tests.conftest import DESIGN_EXAMPLE
-from tests.fakes import EchoScorer, ExplodingScorer, holder_with
-from tests.metrics_text import samples, value
-
-NOMINAL = {"voltage": 230.0, "current": 10.0, "frequency": 50.0}
+from tests.support.catalogue import CASES, MAX_BATCH, MAX_BODY_BYTES, Case
+from tests.support.config import settings_from
+from tests.support.examples import EXAMPLE_BATCH, NOMINAL
+from tests.support.fakes import EchoScorer, ExplodingScorer, holder_with
+from tests.support.metrics_text import samples, value
 
 
 def test_design_example_flags_only_the_second_reading(client: TestClient[Litestar]) -> None:
-    response = client.post("/predict", json=DESIGN_EXAMPLE)
+    response = client.post("/predict", json=EXAMPLE_BATCH)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
@@ -69,142 +72,39 @@ def test_predictions_keep_request_order(settings: Settings) -> None:
 def test_large_batches_score_off_the_event_loop_with_the_same_result(
     client: TestClient[Litestar], settings: Settings
 ) -> None:
-    readings = [{**NOMINAL, "voltage": 200 + i % 60} for i in range(settings.inline_rows + 100)]
+    readings = [
+        {**NOMINAL, "voltage": 200 + i % 60} for i in range(settings.limits.inline_rows + 100)
+    ]
     body = client.post("/predict", json={"readings": readings}).json()
     small = client.post("/predict", json={"readings": readings[:50]}).json()
     assert body["total"] == len(readings)
     assert body["predictions"][:50] == small["predictions"]
 
 
-def _reading(**changes: Any) -> dict[str, Any]:
-    return {**NOMINAL, **changes}
+@pytest.fixture(scope="module")
+def limited_client(model_dir: Path) -> Iterator[TestClient[Litestar]]:
+    """An API with the catalogue's limits (one app for all its cases: metrics accumulate)."""
+    settings = settings_from(model_dir, MAX_BATCH=MAX_BATCH, MAX_BODY_BYTES=MAX_BODY_BYTES)
+    with TestClient(create_api_app(settings)) as client:
+        yield client
 
 
-ERROR_CASES = [
-    # (id, body bytes or JSON, content type, status, error code, field)
-    ("empty batch", {"readings": []}, None, 400, "empty_batch", "$.readings"),
-    ("empty body", b"", None, 400, "bad_request", None),
-    ("malformed JSON", b'{"readings": [', None, 400, "malformed_json", None),
-    (
-        "string for number",
-        {"readings": [_reading(voltage="230")]},
-        None,
-        422,
-        "invalid_field",
-        "$.readings[0].voltage",
-    ),
-    (
-        "bool for number",
-        {"readings": [_reading(current=True)]},
-        None,
-        422,
-        "invalid_field",
-        "$.readings[0].current",
-    ),
-    (
-        "missing field",
-        {"readings": [{"voltage": 230, "current": 10}]},
-        None,
-        422,
-        "invalid_field",
-        "$.readings[0].frequency",
-    ),
-    (
-        "unknown field",
-        {"readings": [_reading(phase=3)]},
-        None,
-        422,
-        "invalid_field",
-        "$.readings[0].phase",
-    ),
-    ("unknown top-level field", {"readings": [NOMINAL], "x": 1}, None, 422, "invalid_field", "$.x"),
-    ("readings not a list", {"readings": NOMINAL}, None, 422, "invalid_field", "$.readings"),
-    (
-        "NaN literal",
-        b'{"readings": [{"voltage": NaN, "current": 10, "frequency": 50}]}',
-        None,
-        422,
-        "invalid_field",
-        "$.readings[0].voltage",
-    ),
-    (
-        "Infinity literal",
-        b'{"readings": [{"voltage": 230, "current": 10, "frequency": Infinity}]}',
-        None,
-        422,
-        "invalid_field",
-        "$.readings[0].frequency",
-    ),
-    (
-        "-Infinity literal",
-        b'{"readings": [{"voltage": 230, "current": -Infinity, "frequency": 5}]}',
-        None,
-        422,
-        "invalid_field",
-        "$.readings[0].current",
-    ),
-    (
-        "1e309 overflow",
-        b'{"readings": [{"voltage": 1e309, "current": 10, "frequency": 50}]}',
-        None,
-        422,
-        "invalid_field",
-        "$.readings[0].voltage",
-    ),
-    (
-        "beyond float32",
-        {"readings": [_reading(voltage=1e39)]},
-        None,
-        422,
-        "invalid_field",
-        "$.readings[0].voltage",
-    ),
-    (
-        "timestamp not a string",
-        {"readings": [_reading(timestamp=5)]},
-        None,
-        422,
-        "invalid_field",
-        "$.readings[0].timestamp",
-    ),
-    ("text/plain", b'{"readings": []}', "text/plain", 415, "unsupported_media_type", None),
-    (
-        "form encoded",
-        b"voltage=230",
-        "application/x-www-form-urlencoded",
-        415,
-        "unsupported_media_type",
-        None,
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("body", "content_type", "status", "code", "field"),
-    [pytest.param(*case[1:], id=case[0]) for case in ERROR_CASES],
-)
-def test_error_table(
-    client: TestClient[Litestar],
-    body: Any,
-    content_type: str | None,
-    status: int,
-    code: str,
-    field: str | None,
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.name) for case in CASES])
+def test_catalogue_case_gets_its_documented_error(
+    limited_client: TestClient[Litestar], case: Case
 ) -> None:
+    client = limited_client
     before = client.get("/metrics").text
-    if isinstance(body, bytes):
-        response = client.post(
-            "/predict", content=body, headers={"content-type": content_type or "application/json"}
-        )
-    else:
-        response = client.post("/predict", json=body)
-    assert response.status_code == status, response.text
+    headers = {"content-type": case.content_type} if case.content_type else {}
+    response = client.post("/predict", content=case.body, headers=headers)
+    assert response.status_code == case.status, response.text
+    assert response.headers["content-type"].startswith("application/json")
     error = response.json()
-    assert error["status"] == status
-    assert error["error"] == code
+    assert error["status"] == case.status
+    assert error["error"] == case.error
     assert error["detail"]
-    assert error.get("field") == field
-    _assert_only_requests_total_moved(before, client.get("/metrics").text, status)
+    assert error.get("field") == case.field
+    _assert_only_requests_total_moved(before, client.get("/metrics").text, case.status)
     assert client.get("/health").status_code == 200
 
 
@@ -222,25 +122,14 @@ def _assert_only_requests_total_moved(before: str, after: str, status: int) -> N
     assert new[key] - old.get(key, 0.0) == 1
 
 
-def test_batch_over_max_batch_is_413(settings: Settings, model_dir: Any) -> None:
-    small = Settings(model_dir=model_dir, max_batch=3)
-    with TestClient(create_api_app(small)) as client:
-        ok = client.post("/predict", json={"readings": [NOMINAL] * 3})
-        too_many = client.post("/predict", json={"readings": [NOMINAL] * 4})
-    assert ok.status_code == 200
-    assert too_many.status_code == 413
-    assert too_many.json()["error"] == "batch_too_large"
-
-
-def test_body_over_limit_is_413(model_dir: Any) -> None:
-    with TestClient(create_api_app(Settings(model_dir=model_dir, max_body_bytes=2048))) as client:
-        response = client.post("/predict", json={"readings": [NOMINAL] * 100})
-    assert response.status_code == 413
-    assert response.json()["error"] == "body_too_large"
+def test_a_batch_of_exactly_max_batch_is_scored(limited_client: TestClient[Litestar]) -> None:
+    response = limited_client.post("/predict", json={"readings": [NOMINAL] * MAX_BATCH})
+    assert response.status_code == 200
+    assert response.json()["total"] == MAX_BATCH
 
 
 def test_model_not_loaded_is_503_with_retry_after(settings: Settings) -> None:
-    from app.model import ModelHolder
+    from app.holder import ModelHolder
 
     holder = ModelHolder()
     holder.load = lambda settings: None  # type: ignore[method-assign]  # stays "loading"
@@ -269,7 +158,7 @@ def test_unexpected_failure_is_a_json_500_without_a_stack_trace(settings: Settin
 
 
 def test_success_updates_the_request_metrics(client: TestClient[Litestar]) -> None:
-    client.post("/predict", json=DESIGN_EXAMPLE)
+    client.post("/predict", json=EXAMPLE_BATCH)
     text = client.get("/metrics").text
     assert value(text, "requests_total", path="/predict", method="POST", status="200") == 1
     assert value(text, "request_latency_seconds_count", path="/predict") == 1

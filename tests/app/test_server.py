@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from app.server import set_nodelay
-from bench.serving import gridscore_serve
-from tests.conftest import DESIGN_EXAMPLE
-from tests.metrics_text import value
+from tests.support.examples import EXAMPLE_BATCH
+from tests.support.metrics_text import value
+from tests.support.servers import gridscore_serve
 
 
 class _Transport:
@@ -58,7 +58,7 @@ def test_two_workers_metrics_count_every_request_exactly_once(
     with gridscore_serve(model_dir, tmp_path, WORKERS="2") as server:
         for _ in range(requests):
             # A new connection each time, so the kernel spreads them over both workers.
-            response = httpx.post(f"{server.url}/predict", json=DESIGN_EXAMPLE)
+            response = httpx.post(f"{server.url}/predict", json=EXAMPLE_BATCH)
             assert response.status_code == 200
             instance = response.json()["served_by"]
             served_by[instance] = served_by.get(instance, 0) + 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import loadgen
-from bench.serving import RunningServer, gridscore_serve
+from tests.support.servers import RunningServer, gridscore_serve
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.serving import gridscore_serve
+from tests.support.servers import gridscore_serve
 
 
 @pytest.mark.slow

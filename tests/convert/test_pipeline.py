@@ -10,6 +10,7 @@ import pytest
 
 from app import artifact
 from convert import data, parity, pipeline, train
+from convert.publish import publish
 
 
 def test_converting_twice_gives_the_same_sha256(tmp_path: Path) -> None:
@@ -98,7 +99,7 @@ def test_publish_writes_metadata_before_model_and_leaves_no_temp_files(
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", recording_replace)
-    path = artifact.publish(tmp_path, artifact_path.read_bytes(), meta)
+    path = publish(tmp_path, artifact_path.read_bytes(), meta)
     assert renamed == [".json", ".onnx"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         path.with_suffix(".json").name,

@@ -2,49 +2,27 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.screenshot import CHROMIUM, CHROMIUM_ARGS
-from bench.serving import RunningServer, free_port, gridscore_serve
-
-
-def _chromium() -> str:
-    path = shutil.which(CHROMIUM) or shutil.which("chromium")
-    if path:
-        return path
-    message = "Debian's chromium is not installed (apt-get install chromium; .ci/run does)"
-    if os.environ.get("CI"):
-        pytest.fail(message)  # in CI a missing browser is a failure, never a skip
-    pytest.skip(message)
+from tests.support.browser import CHROMIUM_ARGS, Page, chromium
+from tests.support.servers import RunningServer, gridscore_serve
 
 
 # Module scope: Playwright's sync API keeps an event loop running in this thread while it is
 # open, and later tests (asyncio.run in the load generator) need the thread back.
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    executable = _chromium()
+    executable = chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
-
-
-class Page:
-    """A browser page that records console errors and failed requests."""
-
-    def __init__(self, page: Any) -> None:
-        self.page = page
-        self.errors: list[str] = []
-        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
 
 
 @pytest.fixture
@@ -74,6 +52,3 @@ def dashboard(
         DASHBOARD_MAX_BURST_REQUESTS="3000",
     ) as server:
         yield server
-
-
-__all__ = ["Page", "free_port"]

@@ -8,9 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.screenshot import wait_for_tick
-from bench.serving import RunningServer, free_port, gridscore_serve
-from tests.dashboard.conftest import Page
+from tests.support.browser import Page, wait_for_tick
+from tests.support.servers import RunningServer, free_port, gridscore_serve
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.serving import gridscore_serve
+from tests.support.servers import gridscore_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,8 @@ from litestar.testing import TestClient
 from app.factory import create_dashboard_app
 from app.settings import Settings
 
-with TestClient(create_dashboard_app(Settings(backend_url="http://127.0.0.1:9"))) as client:
+settings = Settings.from_env({'BACKEND_URL': 'http://127.0.0.1:9'})
+with TestClient(create_dashboard_app(settings)) as client:
     page = client.get("/")
     assert page.status_code == 200, page.text
     status = client.get("/dashboard/status")

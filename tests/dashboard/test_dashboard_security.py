@@ -9,13 +9,13 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from app.factory import create_dashboard_app
-from app.settings import Settings
+from tests.support.config import settings_from
 
-SETTINGS = Settings(
-    backend_url="http://127.0.0.1:9",  # nothing listens: bursts must be refused before sending
-    burst_max_requests=100,
-    burst_max_concurrency=4,
-    dashboard_max_batch=10,
+SETTINGS = settings_from(
+    BACKEND_URL="http://127.0.0.1:9",  # nothing listens: bursts must be refused before sending
+    DASHBOARD_MAX_BURST_REQUESTS=100,
+    DASHBOARD_MAX_BURST_CONCURRENCY=4,
+    DASHBOARD_MAX_BATCH=10,
 )
 
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bench.serving import free_port
-from tests.conftest import DESIGN_EXAMPLE
-from tests.ops.conftest import require_tool
+from tests.support.examples import EXAMPLE_BATCH
+from tests.support.servers import free_port
+from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "ops"))
@@ -34,11 +35,48 @@ HARDENED = [
 ]
 
 
+def _podman(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*images.PODMAN, *argv], capture_output=True, text=True, check=False)
+
+
 @pytest.fixture(scope="module")
-def built() -> dict[str, int]:
+def fresh_base() -> Iterator[str]:
+    """The base image made from nothing, under a tag no machine has yet.
+
+    Creating the base only happens where it does not exist, so a machine that built it once
+    would never run that path again; a fresh tag runs it on every machine, every time. Where
+    the shared base is missing (a new machine), the fresh one becomes it: one debootstrap.
+    """
     require_tool("podman", "podman")
     require_tool("debootstrap", "debootstrap")
-    images.make_base()
+    tag = f"localhost/gridscore-base:test-{uuid.uuid4().hex[:12]}"
+    images.make_base(tag)
+    try:
+        if not images.exists(images.BASE):
+            assert _podman("tag", tag, images.BASE).returncode == 0
+        yield tag
+    finally:
+        _podman("rmi", tag)  # only the test tag: the image stays if BASE names it too
+
+
+def test_fresh_base_has_a_python_that_makes_venvs(fresh_base: str) -> None:
+    done = _podman(
+        "run",
+        "--rm",
+        *images.ULIMITS,
+        "--network",
+        "none",
+        fresh_base,
+        "sh",
+        "-c",
+        "python3 -m venv /tmp/v && /tmp/v/bin/python -c 'import ssl, sqlite3; print(\"ok\")'",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+@pytest.fixture(scope="module")
+def built(fresh_base: str) -> dict[str, int]:
     images.build(list(images.IMAGES))
     return images.sizes()
 
@@ -89,7 +127,7 @@ def test_scorer_runs_hardened_and_has_no_sklearn(built: dict[str, int], containe
     _wait(f"http://127.0.0.1:{port}/health")
     health = httpx.get(f"http://127.0.0.1:{port}/health").json()
     assert health["status"] == "ok"
-    predict = httpx.post(f"http://127.0.0.1:{port}/predict", json=DESIGN_EXAMPLE)
+    predict = httpx.post(f"http://127.0.0.1:{port}/predict", json=EXAMPLE_BATCH)
     assert predict.status_code == 200
     assert [p["anomaly"] for p in predict.json()["predictions"]] == [False, True]
     assert _exec(name, "id", "-u").stdout.strip() == "10001"

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from bench import loadgen
-from bench.serving import free_port, gridscore_serve
-from tests.ops.conftest import require_tool
+from tests.support.servers import free_port, gridscore_serve
+from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.system, pytest.mark.slow]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from app.envelope import resolve
-from app.model import LoadedModel, ModelHolder, Status
+from app.holder import LoadedModel, ModelHolder, Status
 
 FEATURES = ("voltage", "current", "frequency")
 OPEN = {name: [-math.inf, math.inf] for name in FEATURES}

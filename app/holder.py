@@ -1,4 +1,4 @@
-"""The holder of the loaded model: built at start-up, handed to handlers by injection."""
+"""The model holder: readiness and the loaded model of one server process, handed to handlers."""
 
 from __future__ import annotations
 
@@ -71,12 +71,12 @@ class ModelHolder:
     def load(self, settings: Settings) -> None:
         """Find, verify and open the artifact; on any failure stay unavailable and say why."""
         started = time.perf_counter()
-        path = artifact.find(settings.model_dir, settings.model_name, settings.model_digest)
+        path = artifact.find(settings.model.dir, settings.model.name, settings.model.digest)
         try:
             if path is None:
                 raise artifact.ArtifactError(
-                    f"no artifact {settings.model_name}-<digest>.onnx in {settings.model_dir}"
-                    + (f" matching digest {settings.model_digest}" if settings.model_digest else "")
+                    f"no artifact {settings.model.name}-<digest>.onnx in {settings.model.dir}"
+                    + (f" matching digest {settings.model.digest}" if settings.model.digest else "")
                 )
             verified = artifact.load(path)
             self.install(verified, settings)
@@ -84,7 +84,7 @@ class ModelHolder:
             self.status = Status.UNAVAILABLE
             self.reason = str(exc)
             log.error(
-                "model refused: %s", exc, extra={"fields": {"model_dir": str(settings.model_dir)}}
+                "model refused: %s", exc, extra={"fields": {"model_dir": str(settings.model.dir)}}
             )
             return
         assert self.model is not None
@@ -104,14 +104,18 @@ class ModelHolder:
         """Open a session on an already verified artifact and mark the holder ready."""
         meta = verified.metadata
         guard = envelope.configured(meta, settings)
-        scorer = Scorer(verified, guard, settings.intra_op_threads, settings.inter_op_threads)
+        scorer = Scorer(
+            verified, guard, settings.model.intra_op_threads, settings.model.inter_op_threads
+        )
         scorer.warm_up()
         self.model = LoadedModel(
             scorer=scorer,
             name=meta.name,
             digest=meta.digest,
             features=tuple(meta.features),
-            threshold=meta.threshold if settings.threshold is None else settings.threshold,
+            threshold=meta.threshold
+            if settings.model.threshold is None
+            else settings.model.threshold,
             envelope=guard,
             breach_names=guard.breach_names(),
             breach_columns=guard.breach_columns(),

@@ -1,4 +1,4 @@
-"""Ops tests need tools from outside pip; in CI a missing one is a failure, never a skip."""
+"""Tools from outside pip (Debian packages): in CI a missing one fails the test, never skips it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 
 def require_tool(name: str, package: str) -> str:
+    """The path of ``name``; skips on a developer machine without it, fails in CI (CI set)."""
     path = shutil.which(name)
     if path:
         return path

@@ -1,0 +1,18 @@
+"""Settings for in-process tests, written as the environment variables an operator would set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.settings import Settings
+
+
+def settings_from(model_dir: Path | None = None, **env: object) -> Settings:
+    """``Settings.from_env`` of ``env`` (values turned into strings), with MODEL_DIR if given.
+
+    Only the given variables count: the test process's own environment is not read.
+    """
+    variables = {name: str(value) for name, value in env.items()}
+    if model_dir is not None:
+        variables["MODEL_DIR"] = str(model_dir)
+    return Settings.from_env(variables)
