@@ -20,7 +20,7 @@ import msgspec
 DIGEST_PREFIX_LEN = 12
 """Hex characters of the sha256 kept in the file name."""
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 class ArtifactError(RuntimeError):
@@ -40,20 +40,76 @@ class ParityReport(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class FeatureHistogram(msgspec.Struct, forbid_unknown_fields=True):
-    """Training distribution of one feature, kept to measure drift against."""
+    """Training distribution of one feature: bin edges and the training rows in each bin."""
 
     edges: list[float]
     counts: list[int]
 
 
+class FeatureSummary(msgspec.Struct, forbid_unknown_fields=True):
+    """Exact statistics of one feature over every usable normal row of the training data."""
+
+    count: int
+    min: float
+    max: float
+    mean: float
+    std: float
+
+
+class DataReport(msgspec.Struct, forbid_unknown_fields=True):
+    """What the convert step read and what it kept (printed, and stored for lineage)."""
+
+    source: str  # "synthetic" or the file's name
+    format: str  # synthetic, csv, parquet or jsonl
+    file_sha256: str  # of the file's bytes ("" for synthetic data)
+    rows_read: int
+    rows_usable: int
+    rows_dropped: dict[str, int]  # reason -> rows: missing, not_a_number, non_finite, ...
+    labelled_anomalies: int
+    timestamp_column: str  # "" when none
+    label_column: str  # "" when none
+    features: dict[str, FeatureSummary]  # over usable normal rows
+    sample_rows: int  # normal rows kept in the uniform sample (training + held out)
+    seed: int
+
+
 class TrainingInfo(msgspec.Struct, forbid_unknown_fields=True):
-    """Lineage of the training data."""
+    """Lineage of the rows the forest was fitted on."""
 
     rows: int
     seed: int
-    data_sha256: str
+    data_sha256: str  # of the training matrix's float64 bytes
     distributions: dict[str, str]
     ranges: dict[str, list[float]]
+
+
+class NominalInfo(msgspec.Struct, forbid_unknown_fields=True):
+    """Nominal values per voltage (V) and frequency (Hz) feature: what the standard envelope
+    presets scale from."""
+
+    voltage: dict[str, float]
+    frequency: dict[str, float]
+    derivation: str
+
+
+class CalibrationSummary(msgspec.Struct, forbid_unknown_fields=True):
+    """How the threshold was chosen and what it is expected to do. The full report, with its
+    curves, is ``<stem>.calibration.json`` beside the artifact, plotted in ``.calibration.svg``."""
+
+    method: str  # contamination, alarm_budget, target_precision or target_recall
+    target: str  # what was asked, in words
+    threshold: float
+    holdout_normal_rows: int  # held-out normal rows the threshold was evaluated on
+    holdout_anomaly_rows: int  # labelled anomalies the threshold was evaluated on
+    false_alarm_rate: float | None
+    false_alarm_rate_upper_95: float | None  # one-sided 95 % Clopper-Pearson bound
+    expected_alarms_per_hour: float | None  # at reading_rate_per_s
+    reading_rate_per_s: float | None
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    roc_auc: float | None
+    pr_auc: float | None
 
 
 class EnvelopeInfo(msgspec.Struct, forbid_unknown_fields=True):
@@ -85,9 +141,12 @@ class Metadata(msgspec.Struct, forbid_unknown_fields=True):
     output_name: str
     threshold: float
     envelope: EnvelopeInfo
+    nominal: NominalInfo
     model: dict[str, Any]
     opset: dict[str, int]
+    data: DataReport
     training: TrainingInfo
+    calibration: CalibrationSummary
     parity: ParityReport
     histograms: dict[str, FeatureHistogram]
     versions: dict[str, str]
@@ -138,6 +197,27 @@ def find(model_dir: Path, name: str, digest: str = "") -> Path | None:
 
 def metadata_path(onnx_path: Path) -> Path:
     return onnx_path.with_suffix(".json")
+
+
+def calibration_paths(onnx_path: Path) -> tuple[Path, Path]:
+    """The calibration report (JSON) and its plot (SVG) beside an artifact."""
+    stem = onnx_path.with_suffix("")
+    return stem.with_suffix(".calibration.json"), stem.with_suffix(".calibration.svg")
+
+
+def peek_metadata(model_dir: Path, name: str, digest: str = "") -> Metadata | None:
+    """The metadata of the artifact that would be served, unverified; None if unreadable.
+
+    For what must be known before the model loads (the request schema's features); loading
+    still verifies everything and refuses what does not hold.
+    """
+    path = find(model_dir, name, digest)
+    if path is None:
+        return None
+    try:
+        return msgspec.json.decode(metadata_path(path).read_bytes(), type=Metadata)
+    except (OSError, msgspec.MsgspecError):
+        return None
 
 
 def load(path: Path) -> Artifact:

@@ -1,8 +1,9 @@
-"""Bytes to PredictRequest: strict msgspec decoding with contract-shaped errors.
+"""Bytes to a PredictRequest: strict msgspec decoding with contract-shaped errors.
 
+The request Structs are built at start-up for the served artifact's features
+(``app.schemas.request_types``); a ``RequestCodec`` holds them with their prebuilt decoder.
 Litestar's default body parsing is lax (``"230"`` would pass as a number), so ``/predict``
-declares this DTO: Litestar hands it the raw body and it decodes with a strict, prebuilt
-msgspec decoder into the Structs of ``app.schemas``.
+declares the codec's DTO: Litestar hands it the raw body and it decodes strictly.
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from litestar.dto import MsgspecDTO
 from litestar.typing import FieldDefinition
 
 from app.errors import ApiError
-from app.schemas import PredictRequest, Reading
+from app.schemas import request_types
 
-_DECODER = msgspec.json.Decoder(PredictRequest)
-CLOSED_OBJECTS = {PredictRequest.__name__, Reading.__name__}
 _AT_PATH = re.compile(r"^(?P<message>.*) - at `(?P<path>[^`]*)`$")
 _NAMED_FIELD = re.compile(r"field `(?P<name>[^`]+)`")
 
@@ -32,8 +31,13 @@ def is_json(content_type: str) -> bool:
     )
 
 
-def decode_predict_request(body: bytes, content_type: str) -> PredictRequest:
-    """Decode a /predict body; raises ApiError 415, 400 (malformed JSON) or 422 (bad field)."""
+def decode_predict_request(
+    decoder: Any, body: bytes, content_type: str, features: tuple[str, ...] = ()
+) -> Any:
+    """Decode a /predict body; raises ApiError 415, 400 (malformed JSON) or 422 (bad field).
+
+    ``features``: the required fields of a reading, to name a missing one when msgspec stops
+    first at an unknown one (a client still sending another model's features)."""
     if not is_json(content_type):
         raise ApiError(
             415,
@@ -41,9 +45,9 @@ def decode_predict_request(body: bytes, content_type: str) -> PredictRequest:
             f"content-type must be application/json, got {content_type or 'none'!r}",
         )
     try:
-        return _DECODER.decode(body)
+        return decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise _field_error(str(exc)) from None
+        raise _field_error(str(exc), body, features) from None
     except UnicodeDecodeError as exc:  # msgspec raises this for bad UTF-8 inside a string
         raise ApiError(
             400, "malformed_json", f"request body is not valid UTF-8 (byte {exc.start})"
@@ -57,12 +61,38 @@ def decode_predict_request(body: bytes, content_type: str) -> PredictRequest:
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
 
 
-def _field_error(message: str) -> ApiError:
+_READING_PATH = re.compile(r"^\$\.readings\[(?P<index>\d+)\]$")
+
+
+def _missing_feature(body: bytes, path: str, features: tuple[str, ...]) -> str | None:
+    """The first required feature absent from the reading at ``path`` (error path only)."""
+    at = _READING_PATH.match(path)
+    if at is None or not features:
+        return None
+    try:
+        reading = msgspec.json.decode(body)["readings"][int(at["index"])]
+    except (msgspec.MsgspecError, KeyError, IndexError, TypeError, UnicodeDecodeError):
+        return None
+    if not isinstance(reading, dict):
+        return None
+    return next((name for name in features if name not in reading), None)
+
+
+def _field_error(message: str, body: bytes = b"", features: tuple[str, ...] = ()) -> ApiError:
     # msgspec ends a message with " - at `$.path`", except for errors at the top level.
     match = _AT_PATH.match(message)
     text, path = (match["message"], match["path"]) if match else (message, "$")
     if path == "$.readings" and text.startswith("Expected `array` of length >= 1"):
         return ApiError(400, "empty_batch", "readings must hold at least one reading", path)
+    if text.startswith("Object contains unknown field"):
+        missing = _missing_feature(body, path, features)
+        if missing is not None:  # more useful to a client sending another model's features
+            field = f"{path}.{missing}"
+            detail = (
+                f"Object missing required field `{missing}` ({text[:1].lower()}{text[1:]}); "
+                f"a reading has the fields {list(features)} - at `{field}`"
+            )
+            return ApiError(422, "invalid_field", detail, field)
     named = _NAMED_FIELD.search(text)
     if named is not None:  # missing or unknown field: point at the field itself
         path = f"{path}.{named['name']}"
@@ -95,26 +125,51 @@ def _find_non_finite(node: Any, path: str) -> str | None:
     return None
 
 
-class PredictRequestDTO(MsgspecDTO[PredictRequest]):
-    """Litestar DTO for /predict: the OpenAPI schema from the Structs, strict decoding."""
+class RequestCodec:
+    """The request Structs for one feature set, their decoder, and a Litestar DTO for them."""
 
-    def decode_bytes(self, value: bytes) -> Any:
-        return decode_predict_request(value, self.asgi_connection.headers.get("content-type", ""))
+    def __init__(self, features: tuple[str, ...], units: tuple[str, ...]) -> None:
+        self.features = features
+        self.reading_type, self.request_type = request_types(features, units)
+        self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.request_type)
+        self.dto = _dto_for(self)
 
-    @classmethod
+    def decode(self, body: bytes, content_type: str) -> Any:
+        return decode_predict_request(self.decoder, body, content_type, self.features)
+
+
+def _dto_for(codec: RequestCodec) -> type[MsgspecDTO[Any]]:
+    closed = {codec.request_type.__name__, codec.reading_type.__name__}
+
+    def decode_bytes(self: MsgspecDTO[Any], value: bytes) -> Any:
+        return codec.decode(value, self.asgi_connection.headers.get("content-type", ""))
+
     def create_openapi_schema(
-        cls, field_definition: FieldDefinition, handler_id: str, schema_creator: Any
+        cls: type[MsgspecDTO[Any]],
+        field_definition: FieldDefinition,
+        handler_id: str,
+        schema_creator: Any,
     ) -> Any:
         # Describe the Structs themselves: the DTO's generated transfer model loses the
         # constraint on the optional timestamp, and the Structs are what decoding uses.
         schema = schema_creator.for_field_definition(
             FieldDefinition.from_annotation(
-                PredictRequest, kwarg_definition=field_definition.kwarg_definition
+                codec.request_type, kwarg_definition=field_definition.kwarg_definition
             )
         )
         # Litestar does not carry forbid_unknown_fields into the schema; state it, so clients
         # and fuzzers read the request objects as closed, as the decoder enforces.
         for registered in schema_creator.schema_registry:
-            if registered.key[-1] in CLOSED_OBJECTS:
+            if registered.key[-1] in closed:
                 registered.schema.additional_properties = False
         return schema
+
+    return type(
+        "PredictRequestDTO",
+        (MsgspecDTO[codec.request_type],),  # type: ignore[name-defined]
+        {
+            "__doc__": "Litestar DTO for /predict: OpenAPI from the Structs, strict decoding.",
+            "decode_bytes": decode_bytes,
+            "create_openapi_schema": classmethod(create_openapi_schema),
+        },
+    )

@@ -1,8 +1,9 @@
 """The operating envelope: which bounds are in force, and how breaches are named.
 
 The compiled graph compares each reading with two bound vectors fed at run time, so operators
-choose the bounds without recompiling: the ones derived from training data (default), a preset
-for a 230 V / 50 Hz grid after EN 50160, or their own, from a JSON file or environment variables.
+choose the bounds without recompiling: the ones derived from training data (default), a
+standard's limits scaled from each feature's nominal value (EN 50160, ANSI C84.1 Range A), or
+their own, from a JSON file or environment variables.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -20,11 +21,15 @@ if TYPE_CHECKING:
     from app.artifact import Metadata
     from app.settings import Settings
 
-# EN 50160: supply voltage within nominal +/-10 %, frequency of a synchronously connected
-# system within 50 Hz +/-1 % (for 99.5 % of a year). Current depends on the circuit, so it
-# keeps the trained bounds unless the operator sets it.
-PRESETS: dict[str, dict[str, tuple[float, float]]] = {
-    "en50160": {"voltage": (207.0, 253.0), "frequency": (49.5, 50.5)},
+# Each preset is a relative tolerance around the nominal value, per kind of feature (kinds
+# come from the artifact: features in V and in Hz with a nominal value). EN 50160: supply
+# voltage within nominal +/-10 %, frequency of a synchronously connected system within
+# +/-1 % (for 99.5 % of a year). ANSI C84.1 Range A: service voltage within +/-5 % of nominal;
+# it says nothing of frequency. Other features (current, power factor...) keep their trained
+# bounds unless the operator sets them.
+PRESETS: dict[str, dict[str, float]] = {
+    "en50160": {"voltage": 0.10, "frequency": 0.01},
+    "ansi-c84.1": {"voltage": 0.05},
 }
 PRESET_NAMES = ("trained", *PRESETS, "off")
 _ENV_BOUND = re.compile(r"^ENVELOPE_(?P<feature>[A-Z0-9_]+)_(?P<side>MIN|MAX)$")
@@ -59,15 +64,28 @@ class Envelope:
         """(feature, low|high) for each column of the graph's breach matrix."""
         return [(f, "low") for f in self.features] + [(f, "high") for f in self.features]
 
-    def breach_names(self) -> list[list[str]]:
-        """For each breach code (bit j = breach column j), ``<feature>_<low|high>`` names,
-        feature by feature in feature order."""
-        columns = self.breach_columns()
-        order = sorted(range(len(columns)), key=lambda j: (self.features.index(columns[j][0]), j))
-        return [
-            [f"{columns[j][0]}_{columns[j][1]}" for j in order if code >> j & 1]
-            for code in range(2 ** len(columns))
-        ]
+    def breach_namer(self) -> BreachNamer:
+        return BreachNamer(self.breach_columns(), self.features)
+
+
+class BreachNamer:
+    """Names the breaches of one row, ``<feature>_<low|high>`` feature by feature in feature
+    order; a pattern seen once is remembered (rows out of range are few, patterns fewer)."""
+
+    def __init__(self, columns: list[tuple[str, str]], features: tuple[str, ...]) -> None:
+        self.names = [f"{feature}_{side}" for feature, side in columns]
+        self.order = sorted(range(len(columns)), key=lambda j: (features.index(columns[j][0]), j))
+        self._known: dict[bytes, list[str]] = {}
+
+    def __call__(self, row: Any) -> list[str]:
+        """``row``: one row of the breach matrix (bool numpy array)."""
+        key = row.tobytes()
+        names = self._known.get(key)
+        if names is None:
+            names = [self.names[j] for j in self.order if row[j]]
+            if len(self._known) < 4096:
+                self._known[key] = names
+        return names
 
 
 def env_overrides(env: Mapping[str, str]) -> tuple[tuple[str, str, float], ...]:
@@ -109,8 +127,13 @@ def resolve(
     trained: Mapping[str, list[float]],
     preset: str,
     overrides: tuple[tuple[str, str, float], ...] = (),
+    nominal: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Envelope:
-    """The envelope in force: a preset, then any overrides on top (which make it "custom")."""
+    """The envelope in force: a preset, then any overrides on top (which make it "custom").
+
+    ``nominal``: {"voltage": {feature: nominal}, "frequency": {feature: nominal}}, from the
+    artifact; a standard preset scales the bounds of those features around their nominal.
+    """
     if preset not in PRESET_NAMES:
         raise EnvelopeError(
             f"ENVELOPE_PRESET must be one of {', '.join(PRESET_NAMES)}, got {preset!r}"
@@ -119,16 +142,35 @@ def resolve(
         bounds = {name: [-math.inf, math.inf] for name in features}
     else:
         bounds = {name: list(trained[name]) for name in features}
-        for name, (lo, hi) in PRESETS.get(preset, {}).items():
-            bounds[name] = [lo, hi]
+        if preset in PRESETS:
+            scaled = 0
+            for kind, tolerance in PRESETS[preset].items():
+                for name, value in (nominal or {}).get(kind, {}).items():
+                    if name in bounds:
+                        # Rounded: 230 V +10 % is 253 V, not 253.00000000000003 V.
+                        bounds[name] = [
+                            round(value * (1 - tolerance), 9),
+                            round(value * (1 + tolerance), 9),
+                        ]
+                        scaled += 1
+            if not scaled:
+                kinds = " or ".join(PRESETS[preset])
+                raise EnvelopeError(
+                    f"ENVELOPE_PRESET={preset} scales {kinds} features from their nominal "
+                    "value, and this artifact declares none (convert --units name=V,... "
+                    "--nominal-voltage, --nominal-frequency)"
+                )
+    by_lower = {name.lower(): name for name in features}
     for feature, side, value in overrides:
-        if feature not in bounds:
+        found = by_lower.get(feature.lower())
+        if found is None:
             raise EnvelopeError(
                 f"envelope bound for unknown feature {feature!r}; features: {features}"
             )
+        name = found
         if math.isnan(value):
-            raise EnvelopeError(f"envelope {feature} {side} is NaN")
-        bounds[feature][0 if side == "min" else 1] = value
+            raise EnvelopeError(f"envelope {name} {side} is NaN")
+        bounds[name][0 if side == "min" else 1] = value
     for feature, (lo, hi) in bounds.items():
         if not lo < hi:
             raise EnvelopeError(f"envelope for {feature}: min {lo} must be below max {hi}")
@@ -146,6 +188,11 @@ def configured(meta: Metadata, settings: Settings) -> Envelope:
     overrides = settings.model.envelope_overrides
     if settings.model.envelope_file:
         overrides = file_overrides(settings.model.envelope_file) + overrides
+    nominal = {"voltage": meta.nominal.voltage, "frequency": meta.nominal.frequency}
     return resolve(
-        tuple(meta.features), meta.envelope.bounds, settings.model.envelope_preset, overrides
+        tuple(meta.features),
+        meta.envelope.bounds,
+        settings.model.envelope_preset,
+        overrides,
+        nominal,
     )

@@ -54,12 +54,37 @@ def assemble(settings: Settings, parts: list[Part]) -> Litestar:
     )
 
 
+def served_features(
+    settings: Settings, holder: ModelHolder | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Features and units the request schema is built for: the loaded model's, else those of
+    the artifact that will be served, else the synthetic supply point's."""
+    from app import artifact
+    from app.nominal import SYNTHETIC
+
+    if holder is not None and holder.model is not None:
+        loaded = holder.model.metadata
+        return tuple(loaded.features), tuple(loaded.units)
+    meta = artifact.peek_metadata(settings.model.dir, settings.model.name, settings.model.digest)
+    if meta is not None and len(meta.units) == len(meta.features):
+        return tuple(meta.features), tuple(meta.units)
+    return tuple(s.name for s in SYNTHETIC), tuple(s.unit for s in SYNTHETIC)
+
+
 def _api(settings: Settings, holder: ModelHolder | None, metrics: Metrics | None) -> Part:
     from app.api import api_part
+    from app.decoding import RequestCodec
     from app.holder import ModelHolder
     from app.metrics import Metrics
 
-    return api_part(settings, holder or ModelHolder(), metrics or Metrics(), served_by(settings))
+    features, units = served_features(settings, holder)
+    return api_part(
+        settings,
+        holder or ModelHolder(features),
+        metrics or Metrics(),
+        served_by(settings),
+        RequestCodec(features, units),
+    )
 
 
 def _dashboard(settings: Settings) -> Part:

@@ -13,6 +13,7 @@ from enum import StrEnum
 import anyio
 
 from app import artifact, envelope
+from app.envelope import BreachNamer
 from app.errors import ApiError
 from app.scorer import Scorer
 from app.settings import Settings
@@ -39,8 +40,9 @@ class LoadedModel:
     features: tuple[str, ...]
     threshold: float
     envelope: envelope.Envelope
-    breach_names: list[list[str]]
+    name_breaches: BreachNamer
     breach_columns: list[tuple[str, str]]
+    metadata: artifact.Metadata
 
 
 def release_free_memory() -> None:
@@ -61,7 +63,10 @@ def release_free_memory() -> None:
 class ModelHolder:
     """Readiness and the model, for one server process."""
 
-    def __init__(self) -> None:
+    def __init__(self, features: tuple[str, ...] | None = None) -> None:
+        # The request schema is built for these features at start-up; an artifact with
+        # others cannot be served by this process (None: whatever the artifact has).
+        self.features = features
         self.status = Status.LOADING
         self.model: LoadedModel | None = None
         self.reason = "model not loaded yet"
@@ -103,6 +108,11 @@ class ModelHolder:
     def install(self, verified: artifact.Artifact, settings: Settings) -> None:
         """Open a session on an already verified artifact and mark the holder ready."""
         meta = verified.metadata
+        if self.features is not None and tuple(meta.features) != self.features:
+            raise artifact.ArtifactError(
+                f"{verified.path.name} has features {meta.features}, and this server's request "
+                f"schema was built for {list(self.features)}; restart it to serve other features"
+            )
         guard = envelope.configured(meta, settings)
         scorer = Scorer(
             verified, guard, settings.model.intra_op_threads, settings.model.inter_op_threads
@@ -117,8 +127,9 @@ class ModelHolder:
             if settings.model.threshold is None
             else settings.model.threshold,
             envelope=guard,
-            breach_names=guard.breach_names(),
+            name_breaches=guard.breach_namer(),
             breach_columns=guard.breach_columns(),
+            metadata=meta,
         )
         self.status = Status.OK
         self.reason = ""

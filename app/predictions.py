@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import chain
 from operator import attrgetter
+from typing import Any
 
 import numpy as np
 
-from app.schemas import Prediction, PredictResponse, Reading
+from app.schemas import Prediction, PredictResponse
 
 
-def feature_matrix(readings: list[Reading], features: tuple[str, ...]) -> np.ndarray:
+def feature_matrix(readings: list[Any], features: tuple[str, ...]) -> np.ndarray:
     """Rows of ``features`` (in that order) as float32, built without a Python-level loop."""
     values: Iterable[float]
     if len(features) == 1:  # attrgetter of one name yields scalars, not tuples
@@ -26,25 +27,24 @@ def build_response(
     scores: np.ndarray,
     breaches: np.ndarray,
     threshold: float,
-    breach_names: list[list[str]],
+    name_breaches: Callable[[np.ndarray], list[str]],
     served_by: str,
 ) -> PredictResponse:
     """Predictions in request order: ``anomaly`` is ``score > threshold`` or any breach.
 
-    ``breaches`` is the graph's bool matrix [N, columns]; ``breach_names[code]`` names the
-    columns set in ``code`` (bit j = column j).
+    ``breaches`` is the graph's bool matrix [N, columns]; ``name_breaches(row)`` names the
+    columns set in one of its rows (only rows with a breach are named).
     """
     # A float64 threshold, so the comparison happens in float64 as in the parity check
     # (against a Python float, NumPy 2 would round the threshold to float32 instead).
     flags = scores > np.float64(threshold)
+    breached = breaches.any(axis=1)
+    if breached.any():
+        flags |= breached
     # map() over C callables: no Python bytecode runs per reading.
-    if breaches.any():
-        flags |= breaches.any(axis=1)
-        codes = breaches @ (1 << np.arange(breaches.shape[1]))
-        names = map(breach_names.__getitem__, codes.tolist())
-        predictions = list(map(Prediction, flags.tolist(), scores.tolist(), names))
-    else:
-        predictions = list(map(Prediction, flags.tolist(), scores.tolist()))
+    predictions = list(map(Prediction, flags.tolist(), scores.tolist()))
+    for row in np.flatnonzero(breached).tolist():  # out-of-range readings only: rare
+        predictions[row] = Prediction(True, predictions[row].score, name_breaches(breaches[row]))
     return PredictResponse(
         predictions=predictions,
         anomalies=int(np.count_nonzero(flags)),

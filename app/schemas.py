@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import msgspec
+
+from app.artifact import CalibrationSummary, FeatureHistogram
 
 FLOAT32_MAX = 3.4028234663852886e38
 """Largest finite float32: readings are scored in float32, so larger magnitudes are refused."""
 
 
 _FINITE = "Finite and within float32 range; NaN and infinities get 422."
-Volts = Annotated[
-    float, msgspec.Meta(ge=-FLOAT32_MAX, le=FLOAT32_MAX, description=f"RMS voltage, V. {_FINITE}")
-]
-Amperes = Annotated[
-    float, msgspec.Meta(ge=-FLOAT32_MAX, le=FLOAT32_MAX, description=f"RMS current, A. {_FINITE}")
-]
-Hertz = Annotated[
-    float, msgspec.Meta(ge=-FLOAT32_MAX, le=FLOAT32_MAX, description=f"Frequency, Hz. {_FINITE}")
-]
 Timestamp = Annotated[
     str,
     msgspec.Meta(
@@ -28,21 +22,45 @@ Timestamp = Annotated[
 ]
 
 
-class Reading(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """One sensor reading."""
+def request_types(features: Sequence[str], units: Sequence[str]) -> tuple[type, type]:
+    """``Reading`` and ``PredictRequest`` Structs for the artifact's features.
 
-    voltage: Volts
-    current: Amperes
-    frequency: Hertz
-    timestamp: Timestamp | None = None
-
-
-class PredictRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """A batch of readings to score, 1 to MAX_BATCH of them."""
-
-    # At least one reading (an empty batch is answered 400, as the contract says); the most
-    # is MAX_BATCH, a setting, so the schema cannot state it (413 beyond).
-    readings: Annotated[list[Reading], msgspec.Meta(min_length=1)]
+    The request schema follows the artifact served: one required float field per feature (in
+    the artifact's order), the optional ``timestamp``, nothing else. Built once at start-up.
+    """
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
+        (
+            name,
+            Annotated[
+                float,
+                msgspec.Meta(
+                    ge=-FLOAT32_MAX,
+                    le=FLOAT32_MAX,
+                    description=f"{name}{f', {unit}' if unit else ''}. {_FINITE}",
+                ),
+            ],
+        )
+        for name, unit in zip(features, units, strict=True)
+    ]
+    fields.append(("timestamp", Timestamp | None, None))
+    reading = msgspec.defstruct(
+        "Reading",
+        fields,
+        forbid_unknown_fields=True,
+        gc=False,  # no references to other objects: the collector need not track readings
+        module=__name__,
+    )
+    reading.__doc__ = "One sensor reading: the model's features, and an optional timestamp."
+    request = msgspec.defstruct(
+        "PredictRequest",
+        # At least one reading (an empty batch is answered 400, as the contract says); the
+        # most is MAX_BATCH, a setting, so the schema cannot state it (413 beyond).
+        [("readings", Annotated[list[reading], msgspec.Meta(min_length=1)])],  # type: ignore[valid-type]
+        forbid_unknown_fields=True,
+        module=__name__,
+    )
+    request.__doc__ = "A batch of readings to score, 1 to MAX_BATCH of them."
+    return reading, request
 
 
 class Prediction(msgspec.Struct, omit_defaults=True):
@@ -88,7 +106,34 @@ class HealthResponse(msgspec.Struct, omit_defaults=True):
     model: ModelRef | None = None
     threshold: float | None = None
     envelope: EnvelopeState | None = None
+    calibration: CalibrationSummary | None = None
     reason: str | None = None
+
+
+class FeatureInfo(msgspec.Struct, omit_defaults=True):
+    """One feature of the served model: its unit, its training distribution, its bounds."""
+
+    name: str
+    unit: str
+    mean: float
+    std: float
+    min: float
+    max: float
+    envelope: list[float | None]  # [low, high] in force; None where unbounded
+    histogram: FeatureHistogram | None = None
+
+
+class ModelResponse(msgspec.Struct):
+    """The served model: what it expects, what it was trained on, how it was calibrated."""
+
+    name: str
+    digest: str
+    threshold: float
+    features: list[FeatureInfo]
+    envelope_source: str
+    calibration: CalibrationSummary
+    training_rows: int
+    data_source: str
 
 
 class ErrorBody(msgspec.Struct, omit_defaults=True):

@@ -93,7 +93,7 @@ def prepare(workdir: Path) -> None:
     # The parity reference: sklearn's scores on a fixed adversarial set.
     from convert import parity
 
-    parity_set = parity.build_set(model, 20_000, seed=99)
+    parity_set = parity.build_set(model, 20_000, matrix, seed=99)
     np.save(workdir / "parity_points.npy", parity_set.points)
     np.save(workdir / "parity_reference.npy", -model.score_samples(parity_set.points))
     np.save(workdir / "parity_decision.npy", model.decision_function(parity_set.points))

@@ -12,17 +12,40 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import urllib.error
+import urllib.request
 from typing import Any
 
-from app.dashboard.loadrun import LoadResult, LoadSpec, make_bodies, run, run_async
+import msgspec
 
-__all__ = ["LoadResult", "LoadSpec", "ceiling", "main", "make_bodies", "run", "run_async"]
+from app.dashboard.loadrun import LoadResult, LoadSpec, make_bodies, run, run_async
+from app.schemas import FeatureInfo, ModelResponse
+
+__all__ = [
+    "LoadResult",
+    "LoadSpec",
+    "ceiling",
+    "main",
+    "make_bodies",
+    "run",
+    "run_async",
+    "served_features",
+]
 
 
 def ceiling(base_url: str, connections: int, duration: float = 3.0) -> dict[str, Any]:
     """The generator's own limit: the same loop against the trivial ``GET /live``."""
     spec = LoadSpec(f"{base_url}/live", method="GET", connections=connections, duration=duration)
     return run(spec).summary()
+
+
+def served_features(base_url: str) -> list[FeatureInfo] | None:
+    """The served model's features (GET /model), so the bodies carry them; None if unknown."""
+    try:
+        with urllib.request.urlopen(f"{base_url}/model", timeout=5) as response:
+            return msgspec.json.decode(response.read(), type=ModelResponse).features
+    except (urllib.error.URLError, OSError, msgspec.MsgspecError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-connection", action="store_true", help="one connection per request")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the /live ceiling run")
     args = parser.parse_args(argv)
+    features = served_features(args.url.rstrip("/"))
     spec = LoadSpec(
         f"{args.url.rstrip('/')}/predict",
         batch=args.batch,
@@ -48,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         duration=args.duration,
         rate=args.rate,
         new_connection=args.new_connection,
+        features=tuple(features) if features else None,
     )
     report: dict[str, Any] = {"load": run(spec).summary()}
     if not args.no_ceiling:

@@ -139,6 +139,31 @@ def soak_section(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def ingest_section(report: dict[str, Any]) -> list[str]:
+    lines = [
+        "### Convert: large exports",
+        "",
+        f"`{report['command']}` on {report['date'][:10]}, {report['machine']}: a feeder export "
+        "(timestamp, site, three phase voltages, current, power factor, label) converted by "
+        "`python -m convert --data` as a fresh process each; peak RSS from the kernel "
+        "(`wait4`), stage times from the convert step's summary; 100,000 parity points.",
+        "",
+        "| file | rows | size | ingest (data stage) | rows/s | train | compile | verify | "
+        "calibrate | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in report["runs"]:
+        s = run["seconds"]
+        lines.append(
+            f"| {run['format']} | {run['rows']:,} | {run['file_mib']:,.0f} MiB | "
+            f"{s['data']:.1f} s | {run['ingest_rows_per_s']:,} | {s['train']:.1f} s "
+            f"({run['training_rows']:,} rows) | {s['compile']:.1f} s | {s['verify']:.1f} s | "
+            f"{s['calibrate']:.1f} s | {run['peak_rss_mib']:,.0f} MiB |"
+        )
+    lines.append("")
+    return lines
+
+
 def _load(name: str) -> dict[str, Any] | None:
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -148,7 +173,7 @@ def render() -> str:
     """docs/benchmarks.md's generated part: every table, from the JSON files present."""
     lines = [
         "Regenerate with `python -m bench.kernel && python -m bench.service && "
-        "python -m bench.soak && python -m bench.report`.",
+        "python -m bench.soak && python -m bench.ingest && python -m bench.report`.",
         "",
     ]
     kernel, service, soak = _load("kernel"), _load("service"), _load("soak")
@@ -158,6 +183,9 @@ def render() -> str:
         lines += service_section(service)
     if soak:
         lines += soak_section(soak)
+    ingest = _load("ingest")
+    if ingest:
+        lines += ingest_section(ingest)
     return "\n".join(lines)
 
 

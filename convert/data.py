@@ -34,10 +34,12 @@ def data_sha256(matrix: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(matrix, dtype=np.float64).tobytes()).hexdigest()
 
 
-def histograms(matrix: np.ndarray, bins: int = 20) -> dict[str, tuple[list[float], list[int]]]:
+def histograms(
+    matrix: np.ndarray, features: tuple[str, ...], bins: int = 20
+) -> dict[str, tuple[list[float], list[int]]]:
     """Per-feature histogram of the training data, for drift checks at serving time."""
     result = {}
-    for index, name in enumerate(FEATURES):
+    for index, name in enumerate(features):
         counts, edges = np.histogram(matrix[:, index], bins=bins)
         result[name] = ([float(e) for e in edges], [int(c) for c in counts])
     return result

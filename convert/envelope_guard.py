@@ -33,7 +33,11 @@ BREACH_LAYOUT = "bool [N, 2F]: column i = feature i below min, column F + i = fe
 
 def trained_envelope(matrix: np.ndarray, features: tuple[str, ...]) -> dict[str, list[float]]:
     """Per-feature [low, high]: the training range widened by TRAINED_MARGIN of its width."""
-    low, high = matrix.min(axis=0), matrix.max(axis=0)
+    return widened(matrix.min(axis=0), matrix.max(axis=0), features)
+
+
+def widened(low: np.ndarray, high: np.ndarray, features: tuple[str, ...]) -> dict[str, list[float]]:
+    """Per-feature [low, high] widened by TRAINED_MARGIN of the width on each side."""
     margin = (high - low) * TRAINED_MARGIN
     return {
         name: [float(lo), float(hi)]

@@ -1,7 +1,8 @@
 """Check the compiled graph against scikit-learn on points chosen to break it.
 
-Four kinds of points: nominal readings, far-out readings, readings bisected onto the decision
-boundary, and readings sitting exactly on (and one float32 step above) split thresholds. Scores
+Four kinds of points, all around the training data: nominal readings (training rows, slightly
+jittered), far-out readings, readings bisected onto the decision boundary, and readings sitting
+exactly on (and one float32 step above) split thresholds. Scores
 must agree within ``SCORE_TOLERANCE``; labels must agree wherever ``|decision_function|`` is at
 least ``DECISION_BAND`` (closer than that, float32 rounding of the score may tip either way).
 """
@@ -15,7 +16,6 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from app.artifact import ParityReport
-from convert.data import normal_points
 
 SCORE_TOLERANCE = 1e-5
 DECISION_BAND = 1e-5
@@ -35,13 +35,35 @@ class ParitySet:
     kinds: dict[str, slice]
 
 
-def _far_out(rows: int, rng: np.random.Generator, center: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class DataShape:
+    """Where the training data lie: rows to draw from, their centre and spread per feature."""
+
+    rows: np.ndarray
+    center: np.ndarray
+    spread: np.ndarray
+
+    @classmethod
+    def of(cls, rows: np.ndarray) -> DataShape:
+        spread = rows.std(axis=0)
+        center: np.ndarray = np.median(rows, axis=0)
+        return cls(rows, center, np.where(spread > 0, spread, 1.0))
+
+    def nominal(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """Training rows drawn with replacement, each jittered by a tenth of the spread."""
+        picked = self.rows[rng.integers(0, len(self.rows), count)]
+        jittered: np.ndarray = picked + rng.normal(0.0, 0.1, picked.shape) * self.spread
+        return jittered
+
+
+def _far_out(rows: int, rng: np.random.Generator, shape: DataShape) -> np.ndarray:
     # Half: one feature pushed far out (sags, surges, overcurrents, frequency excursions),
     # half: all features drawn log-uniformly over many decades, including negatives.
+    center, spread = shape.center, shape.spread
     single = np.tile(center, (rows // 2, 1))
     feature = rng.integers(0, center.size, rows // 2)
-    factor = rng.choice([-1.0, 1.0], rows // 2) * 10 ** rng.uniform(-3, 6, rows // 2)
-    single[np.arange(rows // 2), feature] = center[feature] * (1 + factor)
+    factor = rng.choice([-1.0, 1.0], rows // 2) * 10 ** rng.uniform(0, 6, rows // 2)
+    single[np.arange(rows // 2), feature] = center[feature] + spread[feature] * factor
     wild = rng.choice([-1.0, 1.0], (rows - rows // 2, center.size)) * 10 ** rng.uniform(
         -2, 7, (rows - rows // 2, center.size)
     )
@@ -49,10 +71,10 @@ def _far_out(rows: int, rng: np.random.Generator, center: np.ndarray) -> np.ndar
 
 
 def _bisected(
-    model: IsolationForest, rows: int, rng: np.random.Generator, center: np.ndarray
+    model: IsolationForest, rows: int, rng: np.random.Generator, shape: DataShape
 ) -> np.ndarray:
-    inside = normal_points(rows, rng)
-    outside = _far_out(rows, rng, center)
+    inside = shape.nominal(rows, rng)
+    outside = _far_out(rows, rng, shape)
     lo, hi = np.zeros(rows), np.ones(rows)
     # decision_function is >= 0 at the nominal end; keep pairs that straddle the boundary.
     for _ in range(40):
@@ -65,7 +87,9 @@ def _bisected(
     return boundary
 
 
-def _on_thresholds(model: IsolationForest, rows: int, rng: np.random.Generator) -> np.ndarray:
+def _on_thresholds(
+    model: IsolationForest, rows: int, rng: np.random.Generator, shape: DataShape
+) -> np.ndarray:
     splits = []
     for estimator in model.estimators_:
         tree = estimator.tree_
@@ -73,7 +97,7 @@ def _on_thresholds(model: IsolationForest, rows: int, rng: np.random.Generator) 
         splits.append(np.column_stack([tree.feature[inner], tree.threshold[inner]]))
     table = np.vstack(splits)
     pick = table[rng.integers(0, len(table), rows)]
-    points = normal_points(rows, rng).astype(np.float32)
+    points = shape.nominal(rows, rng).astype(np.float32)
     feature = pick[:, 0].astype(int)
     on = pick[:, 1].astype(np.float32)
     # Alternate between the float32 just below-or-at the threshold and the one just above.
@@ -83,17 +107,20 @@ def _on_thresholds(model: IsolationForest, rows: int, rng: np.random.Generator) 
     return points.astype(np.float64)
 
 
-def build_set(model: IsolationForest, points: int, seed: int = 7) -> ParitySet:
-    """A parity set of ``points`` rows (float32) with the four kinds in fixed shares."""
+def build_set(
+    model: IsolationForest, points: int, training_rows: np.ndarray, seed: int = 7
+) -> ParitySet:
+    """A parity set of ``points`` rows (float32) with the four kinds in fixed shares, drawn
+    around ``training_rows`` (the rows the forest was fitted on)."""
     rng = np.random.default_rng(seed)
-    center = np.array([230.0, 10.0, 50.0])
+    shape = DataShape.of(np.asarray(training_rows, dtype=np.float64))
     sizes = {kind: int(points * share) for kind, share in KIND_SHARES.items()}
     sizes["nominal"] += points - sum(sizes.values())
     parts = {
-        "nominal": normal_points(sizes["nominal"], rng),
-        "far_out": _far_out(sizes["far_out"], rng, center),
-        "boundary": _bisected(model, sizes["boundary"], rng, center),
-        "on_threshold": _on_thresholds(model, sizes["on_threshold"], rng),
+        "nominal": shape.nominal(sizes["nominal"], rng),
+        "far_out": _far_out(sizes["far_out"], rng, shape),
+        "boundary": _bisected(model, sizes["boundary"], rng, shape),
+        "on_threshold": _on_thresholds(model, sizes["on_threshold"], rng, shape),
     }
     kinds, start = {}, 0
     for kind, block in parts.items():

@@ -1,15 +1,16 @@
-"""The convert step as stages: data, train, compile, verify, publish."""
+"""The convert step as stages: data, train, compile, verify, calibrate, publish."""
 
 from __future__ import annotations
 
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import onnx
 import onnxruntime
@@ -18,12 +19,8 @@ import sklearn
 
 from app import artifact
 from convert import data, parity, train
-from convert.envelope_guard import (
-    BREACH_LAYOUT,
-    TRAINED_MARGIN,
-    add_envelope_guard,
-    trained_envelope,
-)
+from convert.calibrate import Calibration, CalibrationSpec, calibrate
+from convert.envelope_guard import BREACH_LAYOUT, TRAINED_MARGIN, add_envelope_guard, widened
 from convert.folded_converter import to_folded_onnx
 from convert.graph_names import (
     BREACH_OUTPUT,
@@ -33,7 +30,10 @@ from convert.graph_names import (
     OUTPUT_NAME,
     TARGET_OPSET,
 )
+from convert.ingest import IngestOptions, ingest, synthetic_report
+from convert.nominal_values import nominal_info
 from convert.publish import publish
+from convert.readers import DataError
 
 DEFAULT_NAME = "gridscore-iforest"
 DEFAULT_PARITY_POINTS = 100_000
@@ -42,25 +42,91 @@ Progress = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
+class ForestParams:
+    n_estimators: int = 200
+    max_samples: int | float | str = "auto"
+    contamination: float = 0.05
+    seed: int = 42
+
+    def sklearn(self) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "n_estimators": self.n_estimators,
+            "contamination": self.contamination,
+            "random_state": self.seed,
+        }
+        if self.max_samples != "auto":  # the default stays out, as in the defaults' artifact
+            params["max_samples"] = self.max_samples
+        return params
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Everything ``python -m convert`` can be told; the defaults train on synthetic data."""
+
+    data: Path | None = None
+    ingest: IngestOptions = field(default_factory=IngestOptions)
+    units: dict[str, str] = field(default_factory=dict)
+    nominal_voltage: float | None = None
+    nominal_frequency: float | None = None
+    forest: ForestParams = field(default_factory=ForestParams)
+    calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
+
+
+@dataclass(frozen=True)
 class Result:
     path: Path
     metadata: artifact.Metadata
     seconds: dict[str, float]
+    calibration: Calibration
 
 
-def onnx_scorer(model_bytes: bytes) -> Callable[[np.ndarray], np.ndarray]:
-    """Score float32 rows with onnxruntime, one thread, as the server does."""
+@dataclass
+class Prepared:
+    """The data stage's output: features, the normal sample, labelled anomalies, the report."""
+
+    features: tuple[str, ...]
+    units: tuple[str, ...]
+    normal: np.ndarray
+    anomalies: np.ndarray
+    report: artifact.DataReport
+    distributions: dict[str, str]
+
+
+def onnx_session(model_bytes: bytes) -> Any:
+    """An onnxruntime session with one thread, as the server opens it."""
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-    # Open bounds: the guard flags nothing and the score output is the forest's alone.
-    width = len(data.FEATURES)
+    return onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_scorer(model_bytes: bytes) -> Callable[[np.ndarray], np.ndarray]:
+    """Score float32 rows with onnxruntime, as the server does, with the envelope open: the
+    guard flags nothing and the score is the forest's alone."""
+    session = onnx_session(model_bytes)
+    width = session.get_inputs()[0].shape[1]
     low = np.full(width, -np.inf, dtype=np.float32)
     high = np.full(width, np.inf, dtype=np.float32)
     return lambda rows: session.run(
         [OUTPUT_NAME], {INPUT_NAME: rows, ENVELOPE_LOW: low, ENVELOPE_HIGH: high}
     )[0].ravel()
+
+
+def served_verdict(
+    model_bytes: bytes, bounds: dict[str, list[float]], features: tuple[str, ...]
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Score and envelope breaches per row, with the trained envelope, as served by default."""
+    session = onnx_session(model_bytes)
+    low = np.array([bounds[f][0] for f in features], dtype=np.float32)
+    high = np.array([bounds[f][1] for f in features], dtype=np.float32)
+
+    def verdict(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        score, breach = session.run(
+            [OUTPUT_NAME, BREACH_OUTPUT], {INPUT_NAME: rows, ENVELOPE_LOW: low, ENVELOPE_HIGH: high}
+        )
+        return score.ravel(), breach
+
+    return verdict
 
 
 def library_versions() -> dict[str, str]:
@@ -83,37 +149,100 @@ def _stamp(model_proto: Any, props: dict[str, str]) -> bytes:
     return bytes(model_proto.SerializeToString())
 
 
+def prepare(options: ConvertOptions) -> Prepared:
+    """The data stage: the synthetic supply point, or a file read and validated."""
+    if options.data is None:
+        matrix = data.training_data()
+        return Prepared(
+            features=data.FEATURES,
+            units=data.UNITS,
+            normal=matrix,
+            anomalies=np.empty((0, len(data.FEATURES))),
+            report=synthetic_report(matrix, data.FEATURES, data.SEED),
+            distributions=data.describe_distributions(),
+        )
+    ingested = ingest(options.data, options.ingest)
+    unknown = set(options.units) - set(ingested.features)
+    if unknown:
+        raise DataError(f"--units names {sorted(unknown)}, not features {ingested.features}")
+    return Prepared(
+        features=ingested.features,
+        units=tuple(options.units.get(f, "") for f in ingested.features),
+        normal=ingested.normal,
+        anomalies=ingested.anomalies,
+        report=ingested.report,
+        distributions=dict.fromkeys(ingested.features, f"recorded ({ingested.report.source})"),
+    )
+
+
+def split_holdout(normal: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training rows and held-out rows, both in their original order."""
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(normal), dtype=bool)
+    held[rng.permutation(len(normal))[: round(len(normal) * share)]] = True
+    return normal[~held], normal[held]
+
+
 def run(
     model_dir: Path,
     name: str = DEFAULT_NAME,
     parity_points: int = DEFAULT_PARITY_POINTS,
     progress: Progress | None = None,
+    options: ConvertOptions | None = None,
 ) -> Result:
-    """Train, compile, verify and publish; raises ParityError (publishing nothing) on mismatch."""
+    """Train, compile, verify, calibrate and publish. Raises DataError for unusable data and
+    ParityError on a mismatch with scikit-learn; either way nothing is published."""
+    options = options or ConvertOptions()
     say = progress or (lambda stage, text: None)
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    matrix = data.training_data()
-    data_hash = data.data_sha256(matrix)
+    prepared = prepare(options)
+    features, report = prepared.features, prepared.report
     seconds["data"] = time.perf_counter() - started
-    say("data", f"{len(matrix)} rows, sha256 {data_hash[:12]}")
+    dropped = ", ".join(f"{k} {v}" for k, v in report.rows_dropped.items()) or "none"
+    say(
+        "data",
+        f"{report.source}: {report.rows_read} rows read, {report.rows_usable} usable "
+        f"(dropped: {dropped}), {report.labelled_anomalies} labelled anomalies; "
+        f"features {list(features)}",
+    )
+    for feature, summary in report.features.items():
+        say(
+            "data",
+            f"  {feature:>16}: count {summary.count}, min {summary.min:.6g}, "
+            f"max {summary.max:.6g}, mean {summary.mean:.6g}, std {summary.std:.4g}",
+        )
 
     started = time.perf_counter()
-    model = train.fit(matrix)
-    threshold = train.trained_threshold(model)
+    spec = options.calibration
+    labelled = len(prepared.anomalies) > 0
+    if spec.needs_holdout(labelled):
+        matrix, holdout = split_holdout(prepared.normal, spec.holdout, options.forest.seed)
+    else:
+        matrix, holdout = prepared.normal, np.empty((0, len(features)))
+    data_hash = data.data_sha256(matrix)
+    model = train.fit(matrix, **options.forest.sklearn())
+    forest_threshold = train.trained_threshold(model)
     seconds["train"] = time.perf_counter() - started
-    say("train", f"IsolationForest {train.MODEL_PARAMS}, threshold {threshold:.6f}")
+    say(
+        "train",
+        f"IsolationForest {options.forest.sklearn()} on {len(matrix)} rows "
+        f"({len(holdout)} held out), forest threshold {forest_threshold:.6f}",
+    )
 
     started = time.perf_counter()
     props = {
-        "gridscore.features": ",".join(data.FEATURES),
-        "gridscore.threshold": repr(threshold),
+        "gridscore.features": ",".join(features),
+        "gridscore.threshold": repr(forest_threshold),
         "gridscore.training_sha256": data_hash,
         "gridscore.score": "2^(-E[h(x)]/c(psi)) = -score_samples; higher is more anomalous",
     }
-    envelope = trained_envelope(matrix, data.FEATURES)
-    graph = add_envelope_guard(to_folded_onnx(model), len(data.FEATURES))
+    summaries = report.features
+    low = np.array([summaries[f].min for f in features])
+    high = np.array([summaries[f].max for f in features])
+    envelope = widened(low, high, features)
+    graph = add_envelope_guard(to_folded_onnx(model), len(features))
     model_bytes = _stamp(graph, props)
     digest = artifact.sha256_hex(model_bytes)
     seconds["compile"] = time.perf_counter() - started
@@ -124,57 +253,111 @@ def run(
     )
 
     started = time.perf_counter()
-    report = parity.measure(model, onnx_scorer(model_bytes), parity.build_set(model, parity_points))
+    parity_set = parity.build_set(model, parity_points, matrix)
+    report_parity = parity.measure(model, onnx_scorer(model_bytes), parity_set)
     seconds["verify"] = time.perf_counter() - started
     say(
         "verify",
-        f"{report.points} points, max |score diff| {report.max_abs_score_diff:.2e}, "
-        f"label mismatches {report.label_mismatches} "
-        f"({report.label_mismatches_outside_band} outside the +/-{report.decision_band:g} band)",
+        f"{report_parity.points} points, max |score diff| "
+        f"{report_parity.max_abs_score_diff:.2e}, label mismatches "
+        f"{report_parity.label_mismatches} ({report_parity.label_mismatches_outside_band} "
+        f"outside the +/-{report_parity.decision_band:g} band)",
     )
-    parity.require(report)
+    parity.require(report_parity)
 
     started = time.perf_counter()
+    calibration = calibrate(
+        spec,
+        forest_threshold,
+        served_verdict(model_bytes, envelope, features),
+        holdout,
+        prepared.anomalies,
+        np.random.default_rng(options.forest.seed + 1),
+        prevalence=report.labelled_anomalies / max(report.rows_usable, 1),
+    )
+    seconds["calibrate"] = time.perf_counter() - started
+    say("calibrate", describe_calibration(calibration.summary))
+
+    started = time.perf_counter()
+    from convert.calibration_plot import render_svg
+
+    nominal = nominal_info(
+        features, prepared.units, summaries, options.nominal_voltage, options.nominal_frequency
+    )
     metadata = artifact.Metadata(
         format_version=artifact.FORMAT_VERSION,
         name=name,
         digest=digest,
         file=f"{artifact.artifact_stem(name, digest)}.onnx",
         graph="folded-tree-ensemble",
-        features=list(data.FEATURES),
-        units=list(data.UNITS),
+        features=list(features),
+        units=list(prepared.units),
         input_name=INPUT_NAME,
         output_name=OUTPUT_NAME,
-        threshold=threshold,
+        threshold=calibration.summary.threshold,
         envelope=artifact.EnvelopeInfo(
             bounds=envelope,
-            derivation=f"training range widened by {TRAINED_MARGIN:.0%} of its width per side",
+            derivation=f"range of every usable normal row widened by {TRAINED_MARGIN:.0%} of "
+            "its width per side",
             breach_layout=BREACH_LAYOUT,
             low_input=ENVELOPE_LOW,
             high_input=ENVELOPE_HIGH,
             breach_output=BREACH_OUTPUT,
         ),
-        model={"type": "IsolationForest", **train.MODEL_PARAMS, "max_samples": model._max_samples},
+        nominal=nominal,
+        model={
+            "type": "IsolationForest",
+            **options.forest.sklearn(),
+            "max_samples": model._max_samples,
+            "forest_threshold": forest_threshold,
+        },
         opset=dict(TARGET_OPSET),
+        data=report,
         training=artifact.TrainingInfo(
             rows=len(matrix),
-            seed=data.SEED,
+            seed=options.forest.seed,
             data_sha256=data_hash,
-            distributions=data.describe_distributions(),
+            distributions=prepared.distributions,
             ranges={
                 feature: [float(matrix[:, i].min()), float(matrix[:, i].max())]
-                for i, feature in enumerate(data.FEATURES)
+                for i, feature in enumerate(features)
             },
         ),
-        parity=report,
+        calibration=calibration.summary,
+        parity=report_parity,
         histograms={
             feature: artifact.FeatureHistogram(edges=edges, counts=counts)
-            for feature, (edges, counts) in data.histograms(matrix).items()
+            for feature, (edges, counts) in data.histograms(matrix, features).items()
         },
         versions=library_versions(),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    path = publish(model_dir, model_bytes, metadata)
+    path = publish(
+        model_dir,
+        model_bytes,
+        metadata,
+        calibration_report=msgspec.json.format(msgspec.json.encode(calibration.report)),
+        calibration_plot=render_svg(calibration.report),
+    )
     seconds["publish"] = time.perf_counter() - started
     say("publish", str(path))
-    return Result(path=path, metadata=metadata, seconds=seconds)
+    return Result(path=path, metadata=metadata, seconds=seconds, calibration=calibration)
+
+
+def describe_calibration(summary: artifact.CalibrationSummary) -> str:
+    parts = [f"{summary.method} ({summary.target}): threshold {summary.threshold:.6f}"]
+    if summary.false_alarm_rate is not None:
+        parts.append(
+            f"false alarm rate {summary.false_alarm_rate:.3g} on {summary.holdout_normal_rows} "
+            f"held-out normal rows (95 % upper bound {summary.false_alarm_rate_upper_95:.3g})"
+        )
+    if summary.expected_alarms_per_hour is not None:
+        parts.append(f"expected false alarms {summary.expected_alarms_per_hour:.3g}/h")
+    if summary.precision is not None:
+        parts.append(
+            f"precision {summary.precision:.3f}, recall {summary.recall:.3f}, F1 "
+            f"{summary.f1:.3f} on {summary.holdout_anomaly_rows} labelled anomalies"
+        )
+    if summary.roc_auc is not None:
+        parts.append(f"ROC-AUC {summary.roc_auc:.3f}, PR-AUC {summary.pr_auc:.3f}")
+    return "; ".join(parts)

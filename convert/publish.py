@@ -1,4 +1,4 @@
-"""Publish an artifact: metadata, then model, each written atomically under its digest name."""
+"""Publish an artifact: side files, metadata, then model, each written atomically."""
 
 from __future__ import annotations
 
@@ -7,18 +7,31 @@ from pathlib import Path
 
 import msgspec
 
-from app.artifact import Metadata, artifact_stem, metadata_path
+from app.artifact import Metadata, artifact_stem, calibration_paths, metadata_path
 
 
-def publish(model_dir: Path, model_bytes: bytes, metadata: Metadata) -> Path:
-    """Write metadata then model atomically (temp file, fsync, rename); returns the model path.
+def publish(
+    model_dir: Path,
+    model_bytes: bytes,
+    metadata: Metadata,
+    calibration_report: bytes | None = None,
+    calibration_plot: bytes | None = None,
+) -> Path:
+    """Write the calibration report and plot, the metadata, then the model, each atomically
+    (temp file, fsync, rename); returns the model path.
 
-    Racing publishers of the same bytes write the same names, and a reader never sees a
-    half-written file: each rename swaps in a complete one.
+    The server looks for ``.onnx`` files only, so when one appears everything beside it is
+    complete. Racing publishers of the same bytes write the same names, and a reader never sees
+    a half-written file: each rename swaps in a complete one.
     """
     model_dir.mkdir(parents=True, exist_ok=True)
     stem = artifact_stem(metadata.name, metadata.digest)
     onnx_path = model_dir / f"{stem}.onnx"
+    report_path, plot_path = calibration_paths(onnx_path)
+    if calibration_report is not None:
+        _write_atomic(report_path, calibration_report)
+    if calibration_plot is not None:
+        _write_atomic(plot_path, calibration_plot)
     _write_atomic(metadata_path(onnx_path), msgspec.json.format(msgspec.json.encode(metadata)))
     _write_atomic(onnx_path, model_bytes)
     return onnx_path

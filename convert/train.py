@@ -8,10 +8,11 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 MODEL_PARAMS: dict[str, Any] = {"n_estimators": 200, "contamination": 0.05, "random_state": 42}
+"""The defaults (--n-estimators, --contamination, --seed); max_samples stays sklearn's auto."""
 
 
 def fit(matrix: np.ndarray, **overrides: Any) -> IsolationForest:
-    """Fit on ``matrix`` (rows x features); ``overrides`` change parameters, for tests only."""
+    """Fit on ``matrix`` (rows x features); ``overrides`` change the defaults."""
     model = IsolationForest(**{**MODEL_PARAMS, **overrides})
     model.fit(matrix)
     return model

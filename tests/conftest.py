@@ -43,6 +43,23 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def feeder_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding a model trained on a recorded-looking export: five features (three
+    phase voltages, a current, a power factor), extra columns, a few labelled anomalies."""
+    from convert import pipeline
+    from convert.__main__ import build_parser, options_from
+    from tests.support import datasets
+
+    folder = tmp_path_factory.mktemp("feeder")
+    data = datasets.write(
+        datasets.table(20_000, seed=12, anomaly_share=0.01), folder / "feeder.csv"
+    )
+    args = build_parser().parse_args(["--data", str(data), "--units", datasets.UNITS])
+    pipeline.run(folder / "models", parity_points=2_000, options=options_from(args))
+    return folder / "models"
+
+
+@pytest.fixture(scope="session")
 def artifact_path(model_dir: Path) -> Path:
     (path,) = model_dir.glob("*.onnx")
     return path

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import msgspec
 
 from app.dashboard.http1 import Connection, ProtocolError, Target, build_request
-from app.schemas import ErrorBody, HealthResponse, PredictResponse
+from app.schemas import ErrorBody, HealthResponse, ModelResponse, PredictResponse
 
 
 class BackendError(RuntimeError):
@@ -25,6 +25,8 @@ class Scored:
 
 _decode_predict = msgspec.json.Decoder(PredictResponse).decode
 _decode_health = msgspec.json.Decoder(HealthResponse).decode
+_decode_model = msgspec.json.Decoder(ModelResponse).decode
+MODEL_TTL_S = 5.0  # how long a model description is reused before asking again
 _decode_error = msgspec.json.Decoder(ErrorBody).decode
 _encode = msgspec.json.Encoder().encode
 
@@ -37,7 +39,10 @@ class Backend:
         self.headers = (("X-API-Key", api_key),) if api_key else ()
         self.predict_target = Target.parse(f"{self.base_url}/predict")
         self.health_target = Target.parse(f"{self.base_url}/health")
+        self.model_target = Target.parse(f"{self.base_url}/model")
         self.timeout = timeout
+        self._model: ModelResponse | None = None
+        self._model_at = 0.0
         self._idle: list[Connection] = []
         self.connections_opened = 0
 
@@ -85,6 +90,21 @@ class Backend:
         if status != 200:
             raise BackendError(f"scorer not ready ({health.status}): {health.reason or ''}".strip())
         return health
+
+    async def model(self) -> ModelResponse:
+        """The served model's description (GET /model), reused for a few seconds."""
+        if self._model is not None and time.monotonic() - self._model_at < MODEL_TTL_S:
+            return self._model
+        raw = build_request("GET", self.model_target, headers=self.headers)
+        status, body = await self._request(self.model_target, raw, fresh=False)
+        if status != 200:
+            raise BackendError(f"scorer has no model to describe ({status}): {self._detail(body)}")
+        try:
+            self._model = _decode_model(body)
+        except msgspec.MsgspecError:
+            raise BackendError("scorer described its model in an unexpected shape") from None
+        self._model_at = time.monotonic()
+        return self._model
 
     @staticmethod
     def _detail(body: bytes) -> str:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 from app.dashboard.charts import served_by_bars
 from app.dashboard.forms import ParamError, form_flag, form_number
 from app.dashboard.loadrun import LoadRun, LoadSpec
+from app.schemas import FeatureInfo
 
 
 class BurstRefused(RuntimeError):
@@ -97,12 +98,25 @@ class BurstRunner:
             raise ParamError(f"workers x cycles must be at most {limits.max_requests}")
         return spec(workers, cycles=cycles)
 
-    def start(self, kind: str, form: Mapping[str, str]) -> Burst:
+    async def start(
+        self,
+        kind: str,
+        form: Mapping[str, str],
+        describe: Callable[[], Awaitable[list[FeatureInfo]]] | None = None,
+    ) -> Burst:
+        """Check the form against the limits, then ask ``describe`` for the served model's
+        features (so the readings carry them), then start the burst."""
         if self.current is not None and not self.current.done:
             raise BurstRefused(
                 f"burst #{self.current.id} is still running; one burst at a time per dashboard"
             )
         spec = self._spec(kind, form)
+        if describe is not None:
+            spec = replace(spec, features=tuple(await describe()))
+        if self.current is not None and not self.current.done:  # started while we asked
+            raise BurstRefused(
+                f"burst #{self.current.id} is still running; one burst at a time per dashboard"
+            )
         burst = Burst(next(self._ids), kind, LoadRun(spec))
         burst.task = asyncio.create_task(burst.run.run())
         self.current = burst

@@ -11,20 +11,24 @@ from dataclasses import dataclass
 from html import escape
 
 WIDTH = 760
-PANEL_HEIGHT = 120
 LEFT = 64
 RIGHT = 12
-PANELS = (("voltage", "V", "#1f77b4"), ("current", "A", "#2ca02c"), ("frequency", "Hz", "#9467bd"))
+COLORS = (
+    "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+)  # fmt: skip
 RED, DARK_RED = "#d62728", "#7f0000"
+
+
+def panel_height(panels: int) -> int:
+    """Tall panels for a few features, shorter ones for many: 8 features stay on one screen."""
+    return 120 if panels <= 4 else max(70, 480 // panels)
 
 
 @dataclass(frozen=True)
 class Point:
-    """One scored reading as the chart needs it."""
+    """One scored reading as the chart needs it: its values in feature order, and verdict."""
 
-    voltage: float
-    current: float
-    frequency: float
+    values: tuple[float, ...]
     anomaly: bool
     out_of_range: tuple[str, ...] = ()
 
@@ -38,11 +42,13 @@ def _label(x: float, y: float, text: str, anchor: str = "end", size: int = 10) -
     return f'<text x="{x}" y="{y}" font-size="{size}" text-anchor="{anchor}">{text}</text>'
 
 
-def _panel(points: Sequence[Point], index: int, window: int) -> list[str]:
-    feature, unit, color = PANELS[index]
-    top = index * PANEL_HEIGHT
-    plot_top, plot_bottom = top + 10, top + PANEL_HEIGHT - 16
-    values: list[float] = [getattr(p, feature) for p in points]
+def _panel(
+    points: Sequence[Point], index: int, window: int, feature: str, unit: str, height: int
+) -> list[str]:
+    color = COLORS[index % len(COLORS)]
+    top = index * height
+    plot_top, plot_bottom = top + 10, top + height - 16
+    values: list[float] = [p.values[index] for p in points]
     low, high = min(values), max(values)
     if high - low < 1e-9:
         low, high = low - 1, high + 1
@@ -60,13 +66,13 @@ def _panel(points: Sequence[Point], index: int, window: int) -> list[str]:
 
     line = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
     out = [
-        f'<g class="panel" data-feature="{feature}">',
+        f'<g class="panel" data-feature="{escape(feature)}">',
         f'<rect x="{LEFT}" y="{plot_top}" width="{span_x}" height="{plot_bottom - plot_top}" '
         'fill="#fafafa" stroke="#ccc"/>',
         f'<text x="{LEFT + 6}" y="{plot_top + 13}" font-size="12" font-weight="bold" '
-        f'fill="#444">{feature}</text>',
-        _label(LEFT - 4, plot_top + 10, f"{high:.4g} {unit}"),
-        _label(LEFT - 4, plot_bottom, f"{low:.4g} {unit}"),
+        f'fill="#444">{escape(feature)}</text>',
+        _label(LEFT - 4, plot_top + 10, f"{high:.4g} {escape(unit)}"),
+        _label(LEFT - 4, plot_bottom, f"{low:.4g} {escape(unit)}"),
         f'<polyline fill="none" stroke-width="1.5" stroke="{color}" points="{line}"/>',
     ]
     for i, point in enumerate(points):
@@ -89,16 +95,19 @@ def _panel(points: Sequence[Point], index: int, window: int) -> list[str]:
     return out
 
 
-def readings_chart(points: Sequence[Point], window: int) -> str:
-    """Three stacked panels (voltage, current, frequency) with red triangles on anomalies."""
-    height = PANEL_HEIGHT * len(PANELS)
+def readings_chart(
+    points: Sequence[Point], window: int, features: Sequence[tuple[str, str]]
+) -> str:
+    """One stacked panel per feature (name, unit), with red triangles on anomalies."""
+    each = panel_height(len(features))
+    height = each * max(len(features), 1)
     out = [
         f'<svg class="readings-chart" xmlns="http://www.w3.org/2000/svg" '
         f'viewBox="0 0 {WIDTH} {height}" width="100%" role="img" aria-label="live readings">'
     ]
     if points:
-        for index in range(len(PANELS)):
-            out.extend(_panel(points, index, window))
+        for index, (feature, unit) in enumerate(features):
+            out.extend(_panel(points, index, window, feature, unit, each))
     else:
         out.append(_label(WIDTH / 2, height / 2, "no readings yet", "middle", 14))
     out.append("</svg>")

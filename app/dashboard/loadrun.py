@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import statistics
 import time
 from collections import Counter
@@ -31,7 +30,8 @@ from app.dashboard.http1 import (
     Target,
     build_request,
 )
-from app.nominal import SYNTHETIC
+from app.dashboard.readings import ReadingSampler, synthetic_features
+from app.schemas import FeatureInfo
 
 MAX_REQUESTS = 1_000_000
 MAX_DURATION_S = 600.0
@@ -55,6 +55,7 @@ class LoadSpec:
     anomaly_rate: float = 0.02
     bodies: int = 64
     headers: tuple[tuple[str, str], ...] = ()  # extra request headers, e.g. an API key
+    features: tuple[FeatureInfo, ...] | None = None  # the model's (GET /model); None: synthetic
 
     def __post_init__(self) -> None:
         if not 0 < self.duration <= MAX_DURATION_S:
@@ -138,24 +139,20 @@ class LoadResult:
         }
 
 
-def make_bodies(batch: int, count: int, seed: int, anomaly_rate: float) -> list[bytes]:
-    """``count`` distinct /predict bodies of ``batch`` readings (nominal, some far out)."""
-    rng = random.Random(seed)
-    bodies = []
-    for _ in range(count):
-        readings = []
-        for _ in range(batch):
-            values = [rng.gauss(spec.mean, spec.sd) for spec in SYNTHETIC]
-            if rng.random() < anomaly_rate:
-                values = [value * rng.choice((0.6, 1.5)) for value in values]
-            readings.append(
-                {
-                    spec.name: round(value, spec.decimals)
-                    for spec, value in zip(SYNTHETIC, values, strict=True)
-                }
-            )
-        bodies.append(json.dumps({"readings": readings}).encode())
-    return bodies
+def make_bodies(
+    batch: int,
+    count: int,
+    seed: int,
+    anomaly_rate: float,
+    features: list[FeatureInfo] | None = None,
+) -> list[bytes]:
+    """``count`` distinct /predict bodies of ``batch`` readings drawn like the model's training
+    data (``features``, from GET /model; the synthetic supply point's without), some pushed
+    far out."""
+    sampler = ReadingSampler(features or synthetic_features(), seed)
+    return [
+        json.dumps({"readings": sampler.batch(batch, anomaly_rate)}).encode() for _ in range(count)
+    ]
 
 
 class _ServedBy(msgspec.Struct):
@@ -173,7 +170,13 @@ class LoadRun:
         self.result = LoadResult(spec)
         self.target = Target.parse(spec.url)
         bodies = (
-            make_bodies(spec.batch, spec.bodies, spec.seed, spec.anomaly_rate)
+            make_bodies(
+                spec.batch,
+                spec.bodies,
+                spec.seed,
+                spec.anomaly_rate,
+                list(spec.features) if spec.features else None,
+            )
             if spec.method == "POST"
             else [b""]
         )

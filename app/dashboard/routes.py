@@ -14,9 +14,10 @@ from litestar.router import Router
 from app.dashboard.backend import Backend, BackendError
 from app.dashboard.bursts import BurstRefused, BurstRunner
 from app.dashboard.forms import ParamError
-from app.dashboard.simulator import Simulator
+from app.dashboard.readings import ReadingSampler
 from app.dashboard.streams import StreamHub, StreamParams
 from app.parts import Part
+from app.schemas import FeatureInfo
 from app.settings import Settings
 
 Form = URLEncodedBody[dict[str, str]]
@@ -103,26 +104,36 @@ async def generate(
         params = StreamParams.parse(data, settings.dashboard.max_batch)
     except ParamError as exc:
         return _fragment("_batch.html", 422, error=str(exc))
-    readings = Simulator().batch(params.batch, params.anomaly_rate)
     try:
+        model = await backend.model()
+        readings = ReadingSampler(model.features).batch(params.batch, params.anomaly_rate)
         scored = await backend.predict(readings, params.new_connection)
     except BackendError as exc:
         return _fragment("_batch.html", 502, error=str(exc))
     rows = list(zip(readings, scored.response.predictions, strict=True))
-    return _fragment("_batch.html", rows=rows, scored=scored, error=None)
+    features = [f.name for f in model.features]
+    return _fragment("_batch.html", rows=rows, scored=scored, features=features, error=None)
 
 
 @post("/dashboard/inject", include_in_schema=False, status_code=200)
 async def inject(backend: NamedDependency[Backend], hub: NamedDependency[StreamHub]) -> Template:
-    injected = Simulator().extreme()
+    try:
+        model = await backend.model()
+    except BackendError as exc:
+        return _fragment("_inject.html", 502, injected=None, streams=0, error=str(exc))
+    injected = ReadingSampler(model.features).extreme()
+    units = {f.name: f.unit for f in model.features}
     streams = hub.inject(injected)
     try:
         scored = await backend.predict([injected.reading])
     except BackendError as exc:
-        return _fragment("_inject.html", 502, injected=injected, streams=streams, error=str(exc))
+        return _fragment(
+            "_inject.html", 502, injected=injected, units=units, streams=streams, error=str(exc)
+        )
     return _fragment(
         "_inject.html",
         injected=injected,
+        units=units,
         streams=streams,
         error=None,
         prediction=scored.response.predictions[0],
@@ -132,14 +143,24 @@ async def inject(backend: NamedDependency[Backend], hub: NamedDependency[StreamH
 
 @post("/dashboard/bursts/{kind:str}", include_in_schema=False, status_code=200)
 async def burst_start(
-    kind: FromPath[str], data: Form, bursts: NamedDependency[BurstRunner]
+    kind: FromPath[str],
+    data: Form,
+    bursts: NamedDependency[BurstRunner],
+    backend: NamedDependency[Backend],
 ) -> Template:
     if kind not in {"concurrent", "sustained"}:
         return _fragment("_burst_message.html", 404, error=f"unknown burst kind {kind!r}")
+
+    async def served_features() -> list[FeatureInfo]:
+        # The burst's readings look like the served model's training data.
+        return (await backend.model()).features
+
     try:
-        burst = bursts.start(kind, data)
+        burst = await bursts.start(kind, data, served_features)
     except BurstRefused as exc:
         return _fragment("_burst_message.html", 409, error=str(exc))
+    except BackendError as exc:
+        return _fragment("_burst_message.html", 502, error=str(exc))
     except (ParamError, ValueError) as exc:
         return _fragment("_burst_message.html", 422, error=str(exc))
     return _fragment("_burst_message.html", burst=burst.view(), error=None)

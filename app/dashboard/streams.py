@@ -19,7 +19,7 @@ from app.dashboard.backend import Backend, BackendError
 from app.dashboard.charts import Point, readings_chart, served_by_bars
 from app.dashboard.forms import ParamError, form_flag, form_number
 from app.dashboard.loadrun import percentile
-from app.dashboard.simulator import Injected, Simulator
+from app.dashboard.readings import Injected, ReadingSampler
 
 log = logging.getLogger("gridscore.dashboard")
 
@@ -67,15 +67,17 @@ class Stream:
     error: str | None = None
     fragment: str = ""
     task: asyncio.Task[None] | None = None
-    simulator: Simulator = field(default_factory=Simulator)
+    sampler: ReadingSampler | None = None  # built from the scorer's model description
+    digest: str = ""
 
     def snapshot(self) -> dict[str, Any]:
         lat = sorted(x * 1000 for x in self.latencies)
         flagged = sum(p.anomaly for p in self.window)
+        features = [(f.name, f.unit) for f in self.sampler.features] if self.sampler else []
         return {
             "tick": self.tick,
             "params": self.params,
-            "chart": readings_chart(list(self.window), WINDOW),
+            "chart": readings_chart(list(self.window), WINDOW, features),
             "bars": served_by_bars(dict(Counter(self.served))),
             "window_anomaly_rate": flagged / len(self.window) if self.window else 0.0,
             "window_anomalies": flagged,
@@ -88,23 +90,35 @@ class Stream:
             "connections_opened": self.backend.connections_opened,
         }
 
+    async def _sampler(self) -> ReadingSampler:
+        """Readings like the served model's training data; a new model starts a new chart."""
+        model = await self.backend.model()
+        if self.sampler is None or model.digest != self.digest:
+            names = [f.name for f in model.features]
+            if self.sampler is not None and names != [f.name for f in self.sampler.features]:
+                self.window.clear()
+            self.sampler = ReadingSampler(model.features)
+            self.digest = model.digest
+        return self.sampler
+
     async def step(self) -> None:
-        readings = self.simulator.batch(self.params.batch, self.params.anomaly_rate)
         injected, self.pending = self.pending, []
-        readings.extend(i.reading for i in injected)
+        readings: list[dict[str, float]] = []
         try:
+            sampler = await self._sampler()
+            readings = sampler.batch(self.params.batch, self.params.anomaly_rate)
+            readings.extend(i.reading for i in injected)
             scored = await self.backend.predict(readings, self.params.new_connection)
         except BackendError as exc:
             self.error = str(exc)
             self.pending = injected + self.pending  # shown once the scorer is back
         else:
             self.error = None
+            names = [f.name for f in sampler.features]
             for reading, prediction in zip(readings, scored.response.predictions, strict=True):
                 self.window.append(
                     Point(
-                        reading["voltage"],
-                        reading["current"],
-                        reading["frequency"],
+                        tuple(reading.get(name, float("nan")) for name in names),
                         prediction.anomaly,
                         tuple(prediction.out_of_range),
                     )

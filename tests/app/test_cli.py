@@ -70,11 +70,11 @@ def test_verify_reports_a_good_artifact_and_refuses_a_tampered_one(
 
 
 @pytest.mark.slow
-def test_serve_trains_when_missing_then_answers_the_design_example(tmp_path: Path) -> None:
+def test_serve_trains_when_missing_then_answers_the_example(tmp_path: Path) -> None:
     models = tmp_path / "models"
     with gridscore_serve(models, tmp_path, TRAIN_IF_MISSING="1") as server:
         response = httpx.post(f"{server.url}/predict", json=EXAMPLE_BATCH)
-        assert "[publish]" in server.log()
+        assert "[  publish]" in server.log()
     assert response.status_code == 200
     assert [p["anomaly"] for p in response.json()["predictions"]] == [False, True]
     assert len(list(models.glob("gridscore-iforest-*.onnx"))) == 1

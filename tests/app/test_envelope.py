@@ -143,10 +143,15 @@ def test_resolve_rejects_inverted_and_unknown_bounds() -> None:
         resolve(features, trained, "eu", ())
     env = resolve(features, trained, "trained", (("current", "max", 16.0),))
     assert env.bounds() == {"voltage": [200.0, 260.0], "current": [0.0, 16.0]}
-    # Columns: voltage_low, current_low, voltage_high, current_high.
-    assert env.breach_names()[0b1000] == ["current_high"]
-    assert env.breach_names()[0b0011] == ["voltage_low", "current_low"]
-    assert env.breach_names()[0b1101] == ["voltage_low", "voltage_high", "current_high"]
+    # Columns: voltage_low, current_low, voltage_high, current_high; named feature by feature.
+    name = env.breach_namer()
+    assert name(np.array([False, False, False, True])) == ["current_high"]
+    assert name(np.array([True, True, False, False])) == ["voltage_low", "current_low"]
+    assert name(np.array([True, False, True, True])) == [
+        "voltage_low",
+        "voltage_high",
+        "current_high",
+    ]
 
 
 def test_env_overrides_parse_names_and_reject_garbage() -> None:

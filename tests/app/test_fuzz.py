@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from litestar.testing import TestClient
 
-from app.decoding import decode_predict_request
+from app.decoding import RequestCodec
 from app.errors import ApiError
 from app.factory import create_api_app
 from app.predictions import feature_matrix
@@ -29,6 +29,7 @@ from tests.support.config import settings_from
 from tests.support.servers import gridscore_serve
 
 FEATURES = ("voltage", "current", "frequency")
+CODEC = RequestCodec(FEATURES, ("V", "A", "Hz"))
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ reading = st.fixed_dictionaries(
 @settings(max_examples=300, deadline=None)
 def test_every_valid_batch_decodes_into_the_right_matrix(readings: list[dict[str, Any]]) -> None:
     body = json.dumps({"readings": readings}).encode()
-    request = decode_predict_request(body, "application/json")
+    request = CODEC.decode(body, "application/json")
     matrix = feature_matrix(request.readings, FEATURES)
     expected = np.array([[r[f] for f in FEATURES] for r in readings], dtype=np.float32)
     assert matrix.dtype == np.float32
@@ -127,7 +128,7 @@ def invalid_bodies(draw: st.DrawFn) -> bytes:
 @settings(max_examples=300, deadline=None)
 def test_every_invalid_body_is_a_4xx(body: bytes) -> None:
     with pytest.raises(ApiError) as raised:
-        decode_predict_request(body, "application/json")
+        CODEC.decode(body, "application/json")
     assert 400 <= raised.value.status_code < 500
 
 

@@ -53,7 +53,12 @@ def test_graph_is_one_tree_ensemble_node(artifact_path: Path) -> None:
 
 def test_parity_with_sklearn_on_a_fresh_set(trained_model: object, artifact_path: Path) -> None:
     """Scores within 1e-5 of -score_samples; labels equal where |decision| >= 1e-5."""
-    parity_set = parity.build_set(trained_model, 10_000, seed=1234)  # type: ignore[arg-type]
+    parity_set = parity.build_set(
+        trained_model,  # type: ignore[arg-type]
+        10_000,
+        data.training_data(),
+        seed=1234,
+    )
     report = parity.measure(
         trained_model,  # type: ignore[arg-type]
         pipeline.onnx_scorer(artifact_path.read_bytes()),
@@ -115,7 +120,7 @@ def test_cli_prints_each_stage_and_a_summary(
 
     assert main(["--model-dir", str(tmp_path), "--parity-points", "1000"]) == 0
     out = capsys.readouterr().out
-    for stage in ("data", "train", "compile", "verify", "publish"):
-        assert f"[{stage:>7}]" in out
+    for stage in ("data", "train", "compile", "verify", "calibrate", "publish"):
+        assert f"[{stage:>9}]" in out
     (published,) = tmp_path.glob("*.onnx")
     assert f"published {published.name}" in out

@@ -32,20 +32,27 @@ def page(browser: Any) -> Iterator[Page]:
     context.close()
 
 
+@pytest.fixture(scope="module", params=["synthetic", "five-feature"])
+def served_model(request: pytest.FixtureRequest, model_dir: Path, feeder_model_dir: Path) -> Path:
+    """Every dashboard test runs against the default model and against one trained on a
+    five-feature export: the page follows the features of the artifact served."""
+    return model_dir if request.param == "synthetic" else feeder_model_dir
+
+
 @pytest.fixture(scope="module")
-def api(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def api(served_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     with gridscore_serve(
-        model_dir, tmp_path_factory.mktemp("api"), command="api", WORKERS="2"
+        served_model, tmp_path_factory.mktemp("api"), command="api", WORKERS="2"
     ) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def dashboard(
-    model_dir: Path, api: RunningServer, tmp_path_factory: pytest.TempPathFactory
+    served_model: Path, api: RunningServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     with gridscore_serve(
-        model_dir,
+        served_model,
         tmp_path_factory.mktemp("dashboard"),
         command="dashboard",
         BACKEND_URL=api.url,

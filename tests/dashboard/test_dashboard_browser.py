@@ -33,15 +33,20 @@ def _start_stream(page: Page, interval: str = "0.3") -> None:
     page.page.click("#start")
 
 
-def test_page_loads_streams_and_stops(page: Page, dashboard: RunningServer) -> None:
+def test_page_loads_streams_and_stops(
+    page: Page, dashboard: RunningServer, api: RunningServer
+) -> None:
+    features = httpx.get(f"{api.url}/health").json()["features"]
     page.page.goto(dashboard.url)
     assert page.page.title() == "gridscore dashboard"
     _start_stream(page)
     started = time.monotonic()
     wait_for_tick(page.page, 2, timeout=3)
     assert time.monotonic() - started < 3
-    assert page.page.locator("svg.readings-chart .panel").count() == 3
-    assert page.page.locator("svg.readings-chart polyline").count() == 3
+    # One panel per feature of the served model, in its order.
+    panels = page.page.locator("svg.readings-chart .panel")
+    assert [panels.nth(i).get_attribute("data-feature") for i in range(panels.count())] == features
+    assert page.page.locator("svg.readings-chart polyline").count() == len(features)
     page.page.click("#stop")
     page.page.wait_for_selector("#live[data-state=stopped]")
     assert page.page.locator(".tick").count() == 0

@@ -6,10 +6,12 @@ import math
 
 import numpy as np
 
+from app import artifact
 from app.envelope import resolve
 from app.holder import LoadedModel, ModelHolder, Status
 
 FEATURES = ("voltage", "current", "frequency")
+UNITS = ("V", "A", "Hz")
 OPEN = {name: [-math.inf, math.inf] for name in FEATURES}
 
 
@@ -32,8 +34,79 @@ class EchoScorer:
         return scores, np.zeros((len(matrix), 2 * len(FEATURES)), dtype=bool)
 
 
+def fake_metadata(threshold: float) -> artifact.Metadata:
+    """Metadata of a model that never existed, complete enough for /health and /model."""
+    summary = artifact.FeatureSummary(count=1, min=0.0, max=1.0, mean=0.5, std=0.1)
+    return artifact.Metadata(
+        format_version=artifact.FORMAT_VERSION,
+        name="fake",
+        digest="0" * 64,
+        file="fake-000000000000.onnx",
+        graph="fake",
+        features=list(FEATURES),
+        units=list(UNITS),
+        input_name="readings",
+        output_name="score",
+        threshold=threshold,
+        envelope=artifact.EnvelopeInfo(
+            bounds={name: [-1e30, 1e30] for name in FEATURES},
+            derivation="open",
+            low_input="envelope_low",
+            high_input="envelope_high",
+            breach_output="breach",
+            breach_layout="",
+        ),
+        nominal=artifact.NominalInfo(voltage={}, frequency={}, derivation="none"),
+        model={},
+        opset={},
+        data=artifact.DataReport(
+            source="fake",
+            format="synthetic",
+            file_sha256="",
+            rows_read=1,
+            rows_usable=1,
+            rows_dropped={},
+            labelled_anomalies=0,
+            timestamp_column="",
+            label_column="",
+            features=dict.fromkeys(FEATURES, summary),
+            sample_rows=1,
+            seed=0,
+        ),
+        training=artifact.TrainingInfo(rows=1, seed=0, data_sha256="", distributions={}, ranges={}),
+        calibration=artifact.CalibrationSummary(
+            method="contamination",
+            target="fixed",
+            threshold=threshold,
+            holdout_normal_rows=0,
+            holdout_anomaly_rows=0,
+            false_alarm_rate=None,
+            false_alarm_rate_upper_95=None,
+            expected_alarms_per_hour=None,
+            reading_rate_per_s=None,
+            precision=None,
+            recall=None,
+            f1=None,
+            roc_auc=None,
+            pr_auc=None,
+        ),
+        parity=artifact.ParityReport(
+            points=0,
+            max_abs_score_diff=0.0,
+            score_tolerance=0.0,
+            label_mismatches=0,
+            label_mismatches_outside_band=0,
+            decision_band=0.0,
+            by_kind={},
+        ),
+        histograms={},
+        versions={},
+        created_at="",
+    )
+
+
 def holder_with(scorer: object, threshold: float = 0.5) -> ModelHolder:
-    holder = ModelHolder()
+    holder = ModelHolder(FEATURES)
     envelope = resolve(FEATURES, OPEN, "trained")
     holder.model = LoadedModel(
         scorer=scorer,  # type: ignore[arg-type]
@@ -42,8 +115,9 @@ def holder_with(scorer: object, threshold: float = 0.5) -> ModelHolder:
         features=FEATURES,
         threshold=threshold,
         envelope=envelope,
-        breach_names=envelope.breach_names(),
+        name_breaches=envelope.breach_namer(),
         breach_columns=envelope.breach_columns(),
+        metadata=fake_metadata(threshold),
     )
     holder.status = Status.OK
     holder.reason = ""
