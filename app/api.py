@@ -2,27 +2,28 @@
 
 The handlers are built per app by ``api_part``: the request schema follows the artifact's
 features, and what every request needs (the holder, the metrics, the limits) is bound once in
-the closure instead of being resolved per request.
+a closure instead of being resolved per request. ``POST /predict`` is the scoring endpoint
+(``app/endpoint.py``); the others are Litestar handlers under the metrics middleware.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import anyio.to_thread
-from litestar import MediaType, Response, get, post
+from litestar import MediaType, Response, asgi, get
 from litestar.openapi import ResponseSpec
-from litestar.params import JSONBody
 from litestar.router import Router
+from litestar.types import Receive, Scope, Send
 
-from app.admission import admission_factory
+from app.admission import Admission
 from app.decoding import RequestCodec
-from app.errors import ApiError
+from app.endpoint import ScoringEndpoint
+from app.gctune import GcPauses
 from app.holder import LoadedModel, ModelHolder, Status
 from app.metrics import Metrics, middleware_factory
-from app.parts import Part
-from app.predictions import breach_counts, build_response, feature_matrix
+from app.openapi import predict_operation
+from app.parts import Part, ScoringRoute
+from app.predict_json import PredictJson
 from app.schemas import (
     EnvelopeState,
     ErrorBody,
@@ -30,7 +31,6 @@ from app.schemas import (
     HealthResponse,
     ModelRef,
     ModelResponse,
-    PredictResponse,
 )
 from app.settings import Settings
 from app.signals import on_stop_signal
@@ -56,62 +56,13 @@ PREDICT_DESCRIPTION = (
 )
 
 
-def predict_handler(
-    codec: RequestCodec, holder: ModelHolder, metrics: Metrics, settings: Settings, served_by: str
-) -> Any:
-    """``POST /predict`` for the features of ``codec``, bound to this app's state."""
-    max_batch = settings.limits.max_batch
-    inline_rows = settings.limits.inline_rows
+def predict_route(endpoint: ScoringEndpoint) -> Any:
+    """``POST /predict``: Litestar routes to the scoring endpoint, which does the rest."""
 
-    async def predict(data: Any) -> PredictResponse:
-        readings = data.readings  # at least one: the decoder answers an empty batch with 400
-        count = len(readings)
-        if count > max_batch:
-            raise ApiError(
-                413, "batch_too_large", f"{count} readings; at most {max_batch} per request"
-            )
-        model = holder.ready()
-        matrix = feature_matrix(readings, model.features)
-        started = time.perf_counter()
-        if count <= inline_rows:
-            scores, breaches = model.scorer.score(matrix)
-        else:
-            # Big batches run off the event loop so /live and /health stay quick meanwhile;
-            # one at a time, as onnxruntime is pinned to one thread per worker.
-            scores, breaches = await anyio.to_thread.run_sync(
-                model.scorer.score,
-                matrix,
-                limiter=holder.big_batch_limiter,
-                # Past the time budget the request answers 503 at once; the batch finishes.
-                abandon_on_cancel=True,
-            )
-        metrics.inference_latency.observe(time.perf_counter() - started)
-        response = build_response(scores, breaches, model.threshold, model.name_breaches, served_by)
-        metrics.batch_size.observe(count)
-        metrics.readings.inc(count)
-        if response.anomalies:
-            metrics.anomalies.inc(response.anomalies)
-            for (feature, direction), n in breach_counts(breaches, model.breach_columns).items():
-                metrics.envelope_breaches.labels(feature, direction).inc(n)
-        return response
+    async def predict(scope: Scope, receive: Receive, send: Send) -> None:
+        await endpoint(scope, receive, send)
 
-    # The body's type is this app's request Struct: set on the function before Litestar
-    # reads its signature.
-    body: Any = JSONBody[codec.request_type]  # type: ignore[misc,name-defined]
-    predict.__annotations__ = {"data": body, "return": PredictResponse}
-    return post(
-        "/predict",
-        name="predict",
-        dto=codec.dto,
-        return_dto=None,
-        status_code=200,
-        summary="Score a batch of readings",
-        responses={
-            status: ResponseSpec(data_container=ErrorBody, description=text)
-            for status, text in PREDICT_ERRORS.items()
-        },
-        description=PREDICT_DESCRIPTION,
-    )(predict)
+    return asgi("/predict", name="predict", is_mount=False, copy_scope=False)(predict)
 
 
 def _health_body(model: LoadedModel, served_by: str) -> HealthResponse:
@@ -227,36 +178,45 @@ def api_part(
         holder.drain()
         metrics.ready.set(0)
 
-    admission = admission_factory(
-        settings.limits.api_keys, settings.limits.max_in_flight, settings.limits.request_timeout
-    )
-    scoring = Router(
-        path="/",
-        route_handlers=[predict_handler(codec, holder, metrics, settings, served_by)],
-        middleware=[admission],
-    )
+    def stopped() -> None:
+        drain()
+        gc_pauses.remove()
+
+    limits = settings.limits
+    admission = Admission(limits.api_keys, limits.max_in_flight, limits.request_timeout)
+    predict = ScoringEndpoint(PredictJson(codec, served_by), holder, metrics, limits, admission)
+
+    gc_pauses = GcPauses(metrics.gc_pause)
 
     def started() -> None:
+        gc_pauses.install()
         load_model()
         # SIGTERM: readiness 503 now, listener closed DRAIN_SECONDS later.
         on_stop_signal(drain, delay=settings.server.drain_seconds)
 
     return Part(
         # Only the API's own routes are measured: dashboard pages and streams are not scoring.
-        # The metrics middleware wraps admission, so refusals (401, 503) are counted too.
+        # The scoring endpoint counts its own requests, refusals included.
         routers=[
+            Router(path="/", route_handlers=[predict_route(predict)]),
             Router(
                 path="/",
                 route_handlers=[
-                    scoring,
                     health_handler(holder, served_by),
                     live,
                     model_handler(holder),
                     metrics_handler(metrics),
                 ],
                 middleware=[middleware_factory(metrics)],
-            )
+            ),
         ],
         on_startup=[started],
-        on_shutdown=[drain],
+        on_shutdown=[stopped],
+        scoring_routes=[
+            ScoringRoute(
+                "/predict",
+                predict,
+                *predict_operation(codec.request_type, PREDICT_ERRORS, PREDICT_DESCRIPTION),
+            )
+        ],
     )

@@ -1,9 +1,9 @@
 """Bytes to a PredictRequest: strict msgspec decoding with contract-shaped errors.
 
 The request Structs are built at start-up for the served artifact's features
-(``app.schemas.request_types``); a ``RequestCodec`` holds them with their prebuilt decoder.
-Litestar's default body parsing is lax (``"230"`` would pass as a number), so ``/predict``
-declares the codec's DTO: Litestar hands it the raw body and it decodes strictly.
+(``app.schemas.request_types``); a ``RequestCodec`` holds them with their prebuilt decoder,
+which ``POST /predict``'s protocol (``app/predict_json.py``) calls on the raw body. Decoding
+is strict: ``"230"`` is not a number, unknown fields are refused.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import re
 from typing import Any
 
 import msgspec
-from litestar.dto import MsgspecDTO
-from litestar.typing import FieldDefinition
 
 from app.errors import ApiError
 from app.schemas import request_types
@@ -126,50 +124,12 @@ def _find_non_finite(node: Any, path: str) -> str | None:
 
 
 class RequestCodec:
-    """The request Structs for one feature set, their decoder, and a Litestar DTO for them."""
+    """The request Structs for one feature set and their prebuilt strict decoder."""
 
     def __init__(self, features: tuple[str, ...], units: tuple[str, ...]) -> None:
         self.features = features
         self.reading_type, self.request_type = request_types(features, units)
         self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.request_type)
-        self.dto = _dto_for(self)
 
     def decode(self, body: bytes, content_type: str) -> Any:
         return decode_predict_request(self.decoder, body, content_type, self.features)
-
-
-def _dto_for(codec: RequestCodec) -> type[MsgspecDTO[Any]]:
-    closed = {codec.request_type.__name__, codec.reading_type.__name__}
-
-    def decode_bytes(self: MsgspecDTO[Any], value: bytes) -> Any:
-        return codec.decode(value, self.asgi_connection.headers.get("content-type", ""))
-
-    def create_openapi_schema(
-        cls: type[MsgspecDTO[Any]],
-        field_definition: FieldDefinition,
-        handler_id: str,
-        schema_creator: Any,
-    ) -> Any:
-        # Describe the Structs themselves: the DTO's generated transfer model loses the
-        # constraint on the optional timestamp, and the Structs are what decoding uses.
-        schema = schema_creator.for_field_definition(
-            FieldDefinition.from_annotation(
-                codec.request_type, kwarg_definition=field_definition.kwarg_definition
-            )
-        )
-        # Litestar does not carry forbid_unknown_fields into the schema; state it, so clients
-        # and fuzzers read the request objects as closed, as the decoder enforces.
-        for registered in schema_creator.schema_registry:
-            if registered.key[-1] in closed:
-                registered.schema.additional_properties = False
-        return schema
-
-    return type(
-        "PredictRequestDTO",
-        (MsgspecDTO[codec.request_type],),  # type: ignore[name-defined]
-        {
-            "__doc__": "Litestar DTO for /predict: OpenAPI from the Structs, strict decoding.",
-            "decode_bytes": decode_bytes,
-            "create_openapi_schema": classmethod(create_openapi_schema),
-        },
-    )

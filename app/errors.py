@@ -12,8 +12,6 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from app.schemas import ErrorBody
 
-CLIENT_GONE = "gridscore.client_gone"  # set in the request scope by app.admission
-
 log = logging.getLogger("gridscore.errors")
 
 _CODES = {
@@ -59,15 +57,11 @@ def error_response(
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     """Turn any exception into an ErrorBody response; log one line per error."""
-    if request.scope.get("state", {}).get(CLIENT_GONE):
-        # The client hung up mid-body: nobody reads this answer, and it is not a server fault.
-        status, code, field, headers = 499, "client_closed_request", None, None
-        detail = "the client closed the connection before sending the whole body"
-    elif isinstance(exc, ApiError):
+    if isinstance(exc, ApiError):
         status, code, detail, field = exc.status_code, exc.code, exc.detail, exc.field
         headers = exc.headers
     elif isinstance(exc, ValidationException):
-        # Litestar's own validation (only an empty body reaches it on /predict).
+        # Litestar's own validation of a handler's parameters (a dashboard form, say).
         status, code, field, headers = 400, "bad_request", None, None
         detail = "request body is empty" if _is_empty_body(exc) else str(exc.detail)
     elif isinstance(exc, HTTPException):

@@ -11,16 +11,20 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar
-from litestar.openapi import OpenAPIConfig
 
 from app import logs
 from app.errors import handle_exception
+from app.gctune import freeze_startup_heap
+from app.openapi import ScoringRoutes, openapi_config
 from app.parts import Part, constant
 from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.holder import ModelHolder
     from app.metrics import Metrics
+
+
+SCORING_ENDPOINTS = "gridscore.scoring_endpoints"  # app.state key: path -> ASGI endpoint
 
 
 def served_by(settings: Settings) -> str:
@@ -32,26 +36,54 @@ def assemble(settings: Settings, parts: list[Part]) -> Litestar:
     """One Litestar app from the given parts, with gridscore's errors, logging and OpenAPI."""
     options: dict[str, Any] = {}
     dependencies = {"settings": constant(settings)}
+    scoring_routes = ScoringRoutes()
     for part in parts:
         options.update(part.app_options)
         dependencies.update(part.dependencies)
-    return Litestar(
+        for route in part.scoring_routes:
+            scoring_routes.add(route.path, route.path_item, route.components)
+    app = Litestar(
         route_handlers=[router for part in parts for router in part.routers],
         dependencies=dependencies,
         exception_handlers={Exception: handle_exception},
-        on_startup=[hook for part in parts for hook in part.on_startup],
+        on_startup=[
+            *(hook for part in parts for hook in part.on_startup),
+            # Last: the model is loaded and warm, the start-up heap complete.
+            *([freeze_startup_heap] if settings.server.gc_freeze else []),
+        ],
         on_shutdown=[hook for part in parts for hook in part.on_shutdown],
         request_max_body_size=settings.limits.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="gridscore",
-            version="0.1.0",
-            description="Real-time anomaly scores for power-grid sensor readings.",
-            path="/schema",
-        ),
+        openapi_config=openapi_config(scoring_routes),
         logging_config=None,  # gridscore's JSON logging is set up by the launcher
         debug=False,
         **options,
     )
+    app.state[SCORING_ENDPOINTS] = {
+        route.path: route.endpoint for part in parts for route in part.scoring_routes
+    }
+    return app
+
+
+class FrontDoor:
+    """The served app: scoring paths straight to their endpoint, everything else to Litestar.
+
+    Litestar routes to the scoring endpoints too (in-process tests use that), but its routing
+    and exception middleware cost ~13 µs a request that the endpoints, which answer every
+    error themselves, do not need (docs/benchmarks.md). Lifespan, every other path and every
+    other scope type go to Litestar unchanged.
+    """
+
+    def __init__(self, app: Litestar) -> None:
+        self.app = app
+        self.endpoints: dict[str, Any] = dict(app.state.get(SCORING_ENDPOINTS, {}))
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            endpoint = self.endpoints.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def served_features(
@@ -124,14 +156,14 @@ def _from_env() -> Settings:
     return settings
 
 
-def create_served_app() -> Litestar:
+def create_served_app() -> FrontDoor:
     """uvicorn entry point (``factory=True``) for ``gridscore serve``: API and dashboard."""
-    return create_combined_app(_from_env())
+    return FrontDoor(create_combined_app(_from_env()))
 
 
-def create_served_api_app() -> Litestar:
+def create_served_api_app() -> FrontDoor:
     """uvicorn entry point for ``gridscore api``: the scoring API alone."""
-    return create_api_app(_from_env())
+    return FrontDoor(create_api_app(_from_env()))
 
 
 def create_served_dashboard_app() -> Litestar:

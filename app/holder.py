@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-import anyio
+import numpy as np
 
 from app import artifact, envelope
 from app.envelope import BreachNamer
@@ -44,6 +44,12 @@ class LoadedModel:
     breach_columns: list[tuple[str, str]]
     metadata: artifact.Metadata
 
+    @property
+    def threshold64(self) -> np.float64:
+        """The threshold as float64: scores compare with it in float64, as in the parity check
+        (against a Python float, NumPy 2 would round it to float32 instead)."""
+        return np.float64(self.threshold)
+
 
 def release_free_memory() -> None:
     """Hand memory freed after start-up back to the OS (glibc keeps it otherwise).
@@ -70,8 +76,6 @@ class ModelHolder:
         self.status = Status.LOADING
         self.model: LoadedModel | None = None
         self.reason = "model not loaded yet"
-        # Big batches score in a worker thread, one at a time (onnxruntime uses one thread).
-        self.big_batch_limiter = anyio.CapacityLimiter(1)
 
     def load(self, settings: Settings) -> None:
         """Find, verify and open the artifact; on any failure stay unavailable and say why."""

@@ -48,6 +48,7 @@ LATENCY_BUCKETS = (
     5.0,
     10.0,
 )
+GC_BUCKETS = (0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
 UNMATCHED = "<unmatched>"
 
@@ -110,6 +111,13 @@ class Metrics:
             "scorer_ready",
             "1 while this process serves a verified model (summed: ready worker processes).",
             multiprocess_mode="livesum",
+            registry=r,
+        )
+        self.gc_pause = Histogram(
+            "gc_pause_seconds",
+            "Time the cyclic garbage collector held this process, per collection.",
+            ["generation"],
+            buckets=GC_BUCKETS,
             registry=r,
         )
         self.model_info = Gauge(

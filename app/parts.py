@@ -10,6 +10,17 @@ from litestar.di import Provide
 from litestar.router import Router
 
 
+@dataclass(frozen=True)
+class ScoringRoute:
+    """A scoring route: its ASGI endpoint, and its OpenAPI path item and component schemas
+    (Litestar describes only its own handlers)."""
+
+    path: str
+    endpoint: Any
+    path_item: Any
+    components: dict[str, Any]
+
+
 @dataclass
 class Part:
     routers: list[Router]
@@ -17,6 +28,7 @@ class Part:
     on_startup: list[Callable[..., Any]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Any]] = field(default_factory=list)
     app_options: dict[str, Any] = field(default_factory=dict)
+    scoring_routes: list[ScoringRoute] = field(default_factory=list)
 
 
 def constant(value: object) -> Provide:

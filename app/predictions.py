@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from itertools import chain
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from app.schemas import Prediction, PredictResponse
+
+if TYPE_CHECKING:
+    from app.endpoint import Verdicts
 
 
 def feature_matrix(readings: list[Any], features: tuple[str, ...]) -> np.ndarray:
@@ -23,31 +26,18 @@ def feature_matrix(readings: list[Any], features: tuple[str, ...]) -> np.ndarray
     return flat.reshape(len(readings), len(features))
 
 
-def build_response(
-    scores: np.ndarray,
-    breaches: np.ndarray,
-    threshold: float,
-    name_breaches: Callable[[np.ndarray], list[str]],
-    served_by: str,
-) -> PredictResponse:
-    """Predictions in request order: ``anomaly`` is ``score > threshold`` or any breach.
-
-    ``breaches`` is the graph's bool matrix [N, columns]; ``name_breaches(row)`` names the
-    columns set in one of its rows (only rows with a breach are named).
-    """
-    # A float64 threshold, so the comparison happens in float64 as in the parity check
-    # (against a Python float, NumPy 2 would round the threshold to float32 instead).
-    flags = scores > np.float64(threshold)
-    breached = breaches.any(axis=1)
-    if breached.any():
-        flags |= breached
+def build_response(verdicts: Verdicts, served_by: str) -> PredictResponse:
+    """Predictions in request order; ``out_of_range`` named only on rows with a breach."""
     # map() over C callables: no Python bytecode runs per reading.
-    predictions = list(map(Prediction, flags.tolist(), scores.tolist()))
-    for row in np.flatnonzero(breached).tolist():  # out-of-range readings only: rare
-        predictions[row] = Prediction(True, predictions[row].score, name_breaches(breaches[row]))
+    predictions = list(map(Prediction, verdicts.flags.tolist(), verdicts.scores.tolist()))
+    if verdicts.breached:  # out-of-range readings only: rare
+        breaches = verdicts.breaches
+        name = verdicts.model.name_breaches
+        for row in np.flatnonzero(breaches.any(axis=1)).tolist():
+            predictions[row] = Prediction(True, predictions[row].score, name(breaches[row]))
     return PredictResponse(
         predictions=predictions,
-        anomalies=int(np.count_nonzero(flags)),
+        anomalies=verdicts.anomalies,
         total=len(predictions),
         served_by=served_by,
     )

@@ -165,6 +165,14 @@ class ServerSettings:
     node_name: str = setting(
         "NODE_NAME", "", "node the pod runs on (shown by the dashboard)", text()
     )
+    gc_freeze: bool = setting(
+        "GC_FREEZE",
+        True,
+        "`1`: after start-up, exempt the start-up heap from garbage collection and collect the "
+        "young generation less often, so no full collection pauses a request "
+        "(docs/benchmarks.md); `0`: Python's defaults",
+        flag(),
+    )
 
     def instance_name(self) -> str:
         """The pod name, else the host name: the first half of ``served_by``."""

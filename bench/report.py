@@ -61,9 +61,91 @@ def kernel_section(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def http_floor_section(report: dict[str, Any]) -> list[str]:
+    floor = report.get("http_floor_1_worker")
+    if not floor:
+        return []
+    rounds = next(iter(floor.values()))["rounds"]
+    baseline = report.get("baseline")
+    lines = [
+        "### Service, one worker: the HTTP floor, `/live` and `/predict`",
+        "",
+        f"`{report['command']}` on {report['date'][:10]}, {report['machine']}. One worker "
+        "(`gridscore api`), driven by wrk (C, one thread, 8 connections, closed loop, 10 s), "
+        f"the median of {rounds} rounds with the targets interleaved in each round; the bare "
+        "ASGI app (`bench/bare_asgi.py`) runs under the same uvicorn, loop and protocol."
+        + (
+            f" *baseline* is the commit `{baseline}`, measured in the same rounds."
+            if baseline
+            else ""
+        ),
+        "",
+        "| target | requests/s | rows/s | p50 | p99 | p99.9 | p99 / p50 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in floor.items():
+        rows = f"{row['rows_per_s']:,.0f}" if "rows_per_s" in row else ""
+        lines.append(
+            f"| {name.replace('_', ' ')} | {row['requests_per_s']:,.0f} | {rows} | "
+            f"{row['p50_ms']:.3f} ms | {row['p99_ms']:.3f} ms | {row['p999_ms']:.3f} ms | "
+            f"{row['p99_ms'] / row['p50_ms']:.2f} |"
+        )
+    lines.append("")
+    ratios = []
+    for batch in ("1", "100", "1000", "10000"):
+        now, before = (
+            floor.get(f"predict_batch_{batch}"),
+            floor.get(f"baseline_predict_batch_{batch}"),
+        )
+        if now and before:
+            ratios.append(
+                f"batch {int(batch):,}: {now['requests_per_s'] / before['requests_per_s']:.2f}x"
+            )
+    live = floor.get("live")
+    one = floor.get("predict_batch_1")
+    if ratios:
+        lines.append("Requests/s against the baseline, same rounds: " + ", ".join(ratios) + ".")
+    if live and one:
+        lines.append(
+            f"`/predict` at batch 1 runs at {one['requests_per_s'] / live['requests_per_s']:.0%} "
+            "of `/live`'s rate."
+        )
+    lines.append("")
+    gc_runs = report.get("gc_1_worker")
+    if gc_runs:
+        lines += [
+            "Garbage collection, one worker, 10 s of wrk at batch 1 then batch 100 each "
+            "(`GC_FREEZE=0` is Python's defaults):",
+            "",
+            "| | collections under load (gen 0/1/2) | their total pause | p99 batch 1 / 100 | "
+            "RSS before / after load |",
+            "|---|---|---|---|---|",
+        ]
+        for name, row in gc_runs.items():
+            counts = "/".join(str(row["collections"].get(g, 0)) for g in "012")
+            pause = sum(row["pause_total_ms"].values())
+            lines.append(
+                f"| `{name.upper().replace('GC_FREEZE_', 'GC_FREEZE=')}` | {counts} | "
+                f"{pause:.1f} ms | {row['p99_ms']['1']:.2f} / {row['p99_ms']['100']:.2f} ms | "
+                f"{row['rss_mib_before']} / {row['rss_mib_after']} MiB |"
+            )
+        startup = gc_runs.get("gc_freeze_1", {}).get("startup")
+        if startup:
+            lines += [
+                "",
+                f"A full collection of a worker's heap after start-up: "
+                f"{startup['full_collection_ms_before']:.1f} ms; after freezing its "
+                f"{startup['objects_frozen']:,} objects: "
+                f"{startup['full_collection_ms_after']:.3f} ms.",
+            ]
+        lines.append("")
+    return lines
+
+
 def service_section(report: dict[str, Any]) -> list[str]:
     lines = [
-        "### Service",
+        *http_floor_section(report),
+        "### Service, two workers",
         "",
         f"`{report['command']}` on {report['date'][:10]}, {report['machine']}, Python "
         f"{report['python']}. `gridscore api` (the scorer as deployed) as a fresh process per "
@@ -114,22 +196,34 @@ def service_section(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def soak_section(report: dict[str, Any]) -> list[str]:
-    s = report["summary"]
-    errors = sum(s["errors_by_status"].values()) + sum(s["transport_errors"].values())
+def soak_section(report: dict[str, Any], title: str = "Soak") -> list[str]:
+    runs = report.get("runs", [report])
     lines = [
-        "### Soak",
+        f"### {title}",
         "",
         f"`{report['command']}` on {report['date'][:10]}, {report['machine']}: `gridscore api` "
-        f"with 2 workers; capacity measured first ({report['capacity_requests_per_s']:,.0f} "
-        f"req/s at batch {report['batch']}, 16 connections), then an open loop at "
-        f"{report['rate_requests_per_s']:,.0f} req/s (70 %) for {report['duration_s']:.0f} s, "
-        "latency counted from each request's due time.",
+        f"with 2 workers, {len(runs)} run(s), each on a fresh server: capacity measured first "
+        "(batch 10, 16 connections, the Python load generator on the same two cores), then an "
+        f"open loop at 70 % of it for {report['duration_s']:.0f} s, latency counted from each "
+        "request's due time.",
         "",
-        f"{s['requests']:,} requests, {errors} errors; p50 {s['p50_ms']:.2f} ms, p99 "
-        f"{s['p99_ms']:.2f} ms overall. Resident memory per worker "
-        f"{report['rss_mib_before']} MiB before, {report['rss_mib_after']} MiB after "
-        f"(growth {report['rss_growth_mib']} MiB).",
+        "| run | capacity | soak rate | requests | errors | p50 | p99 | worst 5 s window p99 | "
+        "RSS growth per worker |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for index, run in enumerate(runs, 1):
+        s = run["summary"]
+        errors = sum(s["errors_by_status"].values()) + sum(s["transport_errors"].values())
+        worst = run.get("worst_window_p99_ms") or max(w["p99_ms"] for w in run["windows"])
+        lines.append(
+            f"| {index} | {run['capacity_requests_per_s']:,.0f} req/s | "
+            f"{run['rate_requests_per_s']:,.0f} req/s | {s['requests']:,} | {errors} | "
+            f"{s['p50_ms']:.2f} ms | {s['p99_ms']:.2f} ms | {worst:.2f} ms | "
+            f"{', '.join(f'{g} MiB' for g in run['rss_growth_mib'])} |"
+        )
+    lines += [
+        "",
+        "p99 per 5-second window of the run with the median overall p99:",
         "",
         "| window | " + " | ".join(f"{w['from_s']:.0f} s" for w in report["windows"]) + " |",
         "|---|" + "---|" * len(report["windows"]),
@@ -164,6 +258,39 @@ def ingest_section(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def profile_section(report: dict[str, Any]) -> list[str]:
+    columns = [name for name in ("baseline", "current") if name in report]
+    lines = [
+        "### Where a batch-1 request's time goes",
+        "",
+        f"`{report['command']}` on {report['date'][:10]}, {report['machine']}: one worker "
+        "under wrk (batch 1, 8 connections), sampled by py-spy at 500 Hz for 8 s; each "
+        "sample is charged to the part of the path its innermost frame belongs to, and a "
+        "part's share of the samples times the time per request gives microseconds per request."
+        + (f" *baseline* is `{report['baseline_commit']}`." if "baseline_commit" in report else ""),
+        "",
+        "| part | " + " | ".join(f"{c} (µs)" for c in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    parts = list(report[columns[-1]]["parts_us"])
+    lines.extend(
+        f"| {part} | "
+        + " | ".join(f"{report[c]['parts_us'].get(part, 0):.1f}" for c in columns)
+        + " |"
+        for part in parts
+    )
+    lines.append(
+        "| **per request** | "
+        + " | ".join(
+            f"**{report[c]['per_request_us']:.1f}** ({report[c]['requests_per_s']:,} req/s)"
+            for c in columns
+        )
+        + " |"
+    )
+    lines.append("")
+    return lines
+
+
 def _load(name: str) -> dict[str, Any] | None:
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -181,8 +308,14 @@ def render() -> str:
         lines += kernel_section(kernel)
     if service:
         lines += service_section(service)
+    profiled = _load("profile")
+    if profiled:
+        lines += profile_section(profiled)
     if soak:
         lines += soak_section(soak)
+    before = _load("soak-baseline")
+    if before:
+        lines += soak_section(before, "Soak, the same run on the baseline commit")
     ingest = _load("ingest")
     if ingest:
         lines += ingest_section(ingest)

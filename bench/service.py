@@ -1,10 +1,17 @@
-"""Service benchmark: cold start, single-connection latency, throughput, memory per worker.
+"""Service benchmark: the HTTP floor, cold start, latency, throughput, memory per worker.
 
 Starts ``gridscore api`` (artifact present) as a fresh process for each measurement, on
-127.0.0.1, and drives it with bench.loadgen. Writes bench/results/service.json.
+127.0.0.1. Writes bench/results/service.json.
 
-    python -m bench.service            # full run (~2 minutes)
-    python -m bench.service --quick    # smoke run for the tests (~20 s)
+- One worker against wrk (a C load generator from Debian's packages, so the generator does
+  not share the bottleneck it measures): a bare ASGI app under the same uvicorn, loop and
+  protocol (the floor of the HTTP stack), ``GET /live``, and ``POST /predict`` at batch 1 and
+  100, closed loop with 8 connections; requests/s and p50/p99/p99.9, the median of 3 rounds
+  (the targets interleaved in each round).
+- Two workers against bench.loadgen: single-connection latency, throughput by batch, memory.
+
+    python -m bench.service            # full run (~3 minutes)
+    python -m bench.service --quick    # smoke run for the tests (~30 s)
 """
 
 from __future__ import annotations
@@ -13,10 +20,12 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,9 +39,14 @@ RESULTS = Path(__file__).parent / "results"
 
 @contextmanager
 def server(
-    model_dir: Path, workers: int, command: list[str] | None = None, **env: str
+    model_dir: Path,
+    workers: int,
+    command: list[str] | None = None,
+    source: Path | None = None,
+    **env: str,
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
-    """A running server; yields (process, port, seconds from spawn to the first 200 /health)."""
+    """A running server; yields (process, port, seconds from spawn to the first 200 /health).
+    ``source``: another checkout of gridscore to run instead (a baseline)."""
     with tempfile.TemporaryDirectory(prefix="gridscore-bench-") as tmp:
         if command is None:
             # `gridscore api`: the scorer as deployed (the dashboard runs in its own process).
@@ -40,6 +54,7 @@ def server(
                 model_dir,
                 Path(tmp),
                 command="api",
+                source=source,
                 WORKERS=str(workers),
                 LOG_LEVEL="warning",
                 **env,
@@ -60,6 +75,152 @@ def server(
             [*command, "--port", str(port)], environment, port, Path(tmp)
         ) as running:
             yield running.process, running.port, running.ready_s
+
+
+WRK_SCRIPT = Path(__file__).parent / "wrk" / "report.lua"
+BATCHES = (1, 100, 1_000, 10_000)
+
+
+def wrk(url: str, seconds: float, connections: int = 8, body: Path | None = None) -> dict[str, Any]:
+    """One closed-loop wrk run (one thread); requests/s and latency percentiles in ms."""
+    env = {**os.environ, "WRK_METHOD": "POST" if body else "GET"}
+    if body:
+        env["WRK_BODY_FILE"] = str(body)
+    done = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", str(WRK_SCRIPT), url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=seconds + 30,
+        check=True,
+    )
+    raw = json.loads(done.stdout.strip().splitlines()[-1])
+    errors = sum(v for k, v in raw.items() if k.startswith("errors_"))
+    return {
+        "requests_per_s": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
+        "requests": raw["requests"],
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "p999_ms": raw["p999_us"] / 1000,
+        "max_ms": raw["max_us"] / 1000,
+        "errors": errors,
+    }
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per figure, the median over the rounds; errors summed."""
+    result = {
+        key: round(statistics.median(r[key] for r in runs), 3) for key in runs[0] if key != "errors"
+    }
+    result["errors"] = sum(r["errors"] for r in runs)
+    result["rounds"] = len(runs)
+    return result
+
+
+def http_floor(
+    model_dir: Path,
+    seconds: float,
+    rounds: int,
+    workdir: Path,
+    baseline: Path | None = None,
+) -> dict[str, Any]:
+    """One worker each: the bare ASGI app, /live and /predict (batch 1, 100) under wrk; with
+    ``baseline`` (another checkout), its /live and /predict too, interleaved in each round."""
+    bodies = {}
+    for batch in BATCHES:
+        bodies[batch] = workdir / f"batch-{batch}.json"
+        bodies[batch].write_bytes(loadgen.make_bodies(batch, 1, 7, 0.0)[0])
+    bare = [
+        sys.executable, "-m", "uvicorn", "bench.bare_asgi:app", "--loop", "uvloop",
+        "--http", "app.server:NoDelayHttpToolsProtocol", "--log-level", "warning",
+    ]  # fmt: skip
+    measured: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(rounds):
+        with server(model_dir, 1, bare) as (_, port, _):
+            measured.setdefault("bare_asgi", []).append(wrk(f"http://127.0.0.1:{port}/", seconds))
+        for prefix, source in (("", None), ("baseline_", baseline)):
+            if prefix and source is None:
+                continue
+            with server(model_dir, 1, source=source) as (_, port, _):
+                url = f"http://127.0.0.1:{port}"
+                measured.setdefault(f"{prefix}live", []).append(wrk(f"{url}/live", seconds))
+                for batch, body in bodies.items():
+                    run = wrk(f"{url}/predict", seconds, body=body)
+                    run["rows_per_s"] = round(run["requests_per_s"] * batch, 1)
+                    measured.setdefault(f"{prefix}predict_batch_{batch}", []).append(run)
+    return {name: _median_run(runs) for name, runs in measured.items()}
+
+
+GC_SERIES = re.compile(
+    r'^gc_pause_seconds_(?P<kind>count|sum)\{generation="(?P<gen>\d)"\} (?P<value>\S+)$', re.M
+)
+
+
+def _gc_pauses(exposition: bytes) -> dict[str, dict[str, float]]:
+    """{generation: {"count": n, "sum": seconds}} from a /metrics exposition."""
+    pauses: dict[str, dict[str, float]] = {}
+    for match in GC_SERIES.finditer(exposition.decode()):
+        pauses.setdefault(match["gen"], {})[match["kind"]] = float(match["value"])
+    return pauses
+
+
+def gc_comparison(model_dir: Path, seconds: float) -> dict[str, Any]:
+    """One worker, GC_FREEZE=0 (Python's defaults) against GC_FREEZE=1, under wrk at batch 1
+    and 100: collections, their total and longest-bucket pause, p99, and resident memory."""
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="gridscore-gc-") as tmp:
+        bodies = {}
+        for batch in (1, 100):
+            bodies[batch] = Path(tmp) / f"batch-{batch}.json"
+            bodies[batch].write_bytes(loadgen.make_bodies(batch, 1, 7, 0.0)[0])
+        for freeze in ("0", "1"):
+            with serving.gridscore_serve(
+                model_dir, Path(tmp), command="api", WORKERS="1", GC_FREEZE=freeze
+            ) as running:
+                url = running.url
+                before = procs.memory_mib(running.process.pid)
+                start = _gc_pauses(urllib.request.urlopen(f"{url}/metrics", timeout=5).read())
+                runs = {b: wrk(f"{url}/predict", seconds, body=body) for b, body in bodies.items()}
+                after = procs.memory_mib(running.process.pid)
+                end = _gc_pauses(urllib.request.urlopen(f"{url}/metrics", timeout=5).read())
+                frozen = [
+                    json.loads(line)
+                    for line in running.log().splitlines()
+                    if '"start-up heap frozen"' in line
+                ]
+            # Only what happened under load: the start-up collections are left out.
+            pauses = {
+                gen: {kind: end[gen][kind] - start.get(gen, {}).get(kind, 0.0) for kind in end[gen]}
+                for gen in end
+            }
+            result[f"gc_freeze_{freeze}"] = {
+                "collections": {g: int(v.get("count", 0)) for g, v in pauses.items()},
+                "pause_total_ms": {g: round(v.get("sum", 0) * 1000, 2) for g, v in pauses.items()},
+                "p99_ms": {str(b): run["p99_ms"] for b, run in runs.items()},
+                "p50_ms": {str(b): run["p50_ms"] for b, run in runs.items()},
+                "rss_mib_before": before.get("rss_mib"),
+                "rss_mib_after": after.get("rss_mib"),
+            }
+            if frozen:
+                result[f"gc_freeze_{freeze}"]["startup"] = {
+                    k: frozen[0][k]
+                    for k in (
+                        "objects_frozen",
+                        "full_collection_ms_before",
+                        "full_collection_ms_after",
+                    )
+                }
+    return result
+
+
+def _describe_checkout(path: Path) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(path), "log", "-1", "--format=%h %s"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip()[:100] or str(path)
 
 
 def cold_start(model_dir: Path, workers: int, runs: int) -> dict[str, Any]:
@@ -128,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
         "--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", "models"))
     )
     parser.add_argument("--quick", action="store_true", help="small counts, for the test suite")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of gridscore (e.g. a git worktree of an earlier commit) whose "
+        "/live and /predict are measured in the same rounds, for before/after ratios",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "service.json")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -136,8 +303,17 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "python": platform.python_version(),
-        "command": "python -m bench.service" + (" --quick" if quick else ""),
+        "command": "python -m bench.service"
+        + (" --quick" if quick else "")
+        + (" --baseline <checkout>" if args.baseline else ""),
     }
+    if args.baseline:
+        report["baseline"] = _describe_checkout(args.baseline)
+    with tempfile.TemporaryDirectory(prefix="gridscore-wrk-") as tmp:
+        report["http_floor_1_worker"] = http_floor(
+            args.model_dir, 2 if quick else 10, 1 if quick else 3, Path(tmp), args.baseline
+        )
+    report["gc_1_worker"] = gc_comparison(args.model_dir, 2 if quick else 10)
     report["cold_start"] = [cold_start(args.model_dir, w, 1 if quick else 5) for w in (1, 2)]
     with server(args.model_dir, 2) as (process, port, _):
         report["single_connection_2_workers"] = {
@@ -161,6 +337,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_table(report: dict[str, Any]) -> None:
     print(f"service benchmark, {report['date']}, {report['machine']}")
+    for name, row in report["http_floor_1_worker"].items():
+        print(
+            f"  1 worker, wrk -c8, {name}: {row['requests_per_s']:.0f} req/s, p50 "
+            f"{row['p50_ms']:.3f} ms, p99 {row['p99_ms']:.3f} ms, p99.9 {row['p999_ms']:.3f} ms"
+        )
     for row in report["cold_start"]:
         print(
             f"  start to first 200 /health, {row['workers']} worker(s): "

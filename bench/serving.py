@@ -48,13 +48,18 @@ class RunningServer:
 
 @contextmanager
 def run_server(
-    argv: list[str], env: dict[str, str], port: int, log_dir: Path, timeout: float = 60.0
+    argv: list[str],
+    env: dict[str, str],
+    port: int,
+    log_dir: Path,
+    timeout: float = 60.0,
+    cwd: Path | None = None,
 ) -> Iterator[RunningServer]:
     """Run ``argv`` until the block ends; waits for /health on ``port`` to answer 200."""
     log_path = log_dir / f"server-{port}-{time.monotonic_ns()}.log"
     started = time.perf_counter()
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(argv, env=env, stdout=log, stderr=log)
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=log, cwd=cwd)
     server = RunningServer(process, port, f"http://127.0.0.1:{port}", log_path, 0.0)
     try:
         while not health_ok(port):
@@ -81,19 +86,23 @@ def gridscore_serve(
     timeout: float = 60.0,
     command: str = "serve",
     port: int | None = None,
+    source: Path | None = None,
     **env: str,
 ) -> Iterator[RunningServer]:
-    """``gridscore <command>`` (serve, api or dashboard) with the artifact in ``model_dir``."""
+    """``gridscore <command>`` (serve, api or dashboard) with the artifact in ``model_dir``;
+    ``source``: run another checkout of gridscore (a baseline) with this environment."""
     port = port or free_port()
     environment = {
         **os.environ,
         "PORT": str(port),
         "HOST": "127.0.0.1",
-        "MODEL_DIR": str(model_dir),
+        "MODEL_DIR": str(model_dir.resolve()),
         "TRAIN_IF_MISSING": "0",
         **env,
     }
     environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if source is not None:
+        environment["PYTHONPATH"] = str(source)
     with (
         tempfile.TemporaryDirectory(prefix="gridscore-logs-") as fallback,
         run_server(
@@ -102,6 +111,7 @@ def gridscore_serve(
             port,
             log_dir or Path(fallback),
             timeout,
+            cwd=source,
         ) as server,
     ):
         yield server

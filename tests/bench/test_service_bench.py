@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.servers import gridscore_serve
+from tests.support.tools import require_tool
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_quick_service_benchmark_reports_every_figure(model_dir: Path, tmp_path: Path) -> None:
+    require_tool("wrk", "wrk")
     out = tmp_path / "service.json"
     done = subprocess.run(
         [
@@ -28,7 +31,7 @@ def test_quick_service_benchmark_reports_every_figure(model_dir: Path, tmp_path:
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -46,6 +49,17 @@ def test_quick_service_benchmark_reports_every_figure(model_dir: Path, tmp_path:
     assert len(workers) == 2
     assert all(w["rss_mib"] > 10 for w in workers)
     assert set(report["nagle"]) == {"stock_httptools", "gridscore_nodelay"}
+    floor = report["http_floor_1_worker"]
+    assert {"bare_asgi", "live", "predict_batch_1", "predict_batch_10000"} <= set(floor)
+    for row in floor.values():
+        assert row["errors"] == 0
+        assert row["requests_per_s"] > 0
+        assert row["p50_ms"] <= row["p99_ms"] <= row["p999_ms"]
+    gc_runs = report["gc_1_worker"]
+    assert (
+        gc_runs["gc_freeze_1"]["startup"]["full_collection_ms_after"]
+        < (gc_runs["gc_freeze_1"]["startup"]["full_collection_ms_before"])
+    )
     assert "start to first 200" in done.stdout
 
 
