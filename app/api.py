@@ -8,6 +8,8 @@ a closure instead of being resolved per request. ``POST /predict`` is the scorin
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from typing import Any
 
 from litestar import MediaType, Response, asgi, get
@@ -15,6 +17,7 @@ from litestar.openapi import ResponseSpec
 from litestar.router import Router
 from litestar.types import Receive, Scope, Send
 
+from app.admin import admin_router
 from app.admission import Admission
 from app.decoding import RequestCodec
 from app.endpoint import ScoringEndpoint
@@ -31,9 +34,14 @@ from app.schemas import (
     HealthResponse,
     ModelRef,
     ModelResponse,
+    SwapInfo,
 )
 from app.settings import Settings
+from app.shadow import Shadow
 from app.signals import on_stop_signal
+from app.swap import ModelSwitcher, SwapRefused
+
+log = logging.getLogger("gridscore.api")
 
 PREDICT_ERRORS = {
     400: "Empty batch, empty body, or malformed JSON.",
@@ -65,19 +73,35 @@ def predict_route(endpoint: ScoringEndpoint) -> Any:
     return asgi("/predict", name="predict", is_mount=False, copy_scope=False)(predict)
 
 
-def _health_body(model: LoadedModel, served_by: str) -> HealthResponse:
+def _health_body(
+    model: LoadedModel, served_by: str, switcher: ModelSwitcher | None
+) -> HealthResponse:
+    previous = last = shadow = None
+    if switcher is not None:
+        holder = switcher.holder
+        if holder.previous is not None:
+            previous = ModelRef(name=holder.previous.name, digest=holder.previous.digest)
+        if switcher.last is not None:
+            last = SwapInfo(**dataclasses.asdict(switcher.last))
+        if switcher.shadow.model is not None:
+            shadow = switcher.shadow.model.digest
     return HealthResponse(
         status="ok",
         served_by=served_by,
         features=list(model.features),
         model=ModelRef(name=model.name, digest=model.digest),
+        previous=previous,
+        shadow=shadow,
+        last_swap=last,
         threshold=model.threshold,
         envelope=EnvelopeState(source=model.envelope.source, bounds=model.envelope.bounds()),
         calibration=model.metadata.calibration,
     )
 
 
-def health_handler(holder: ModelHolder, served_by: str) -> Any:
+def health_handler(
+    holder: ModelHolder, served_by: str, switcher: ModelSwitcher | None = None
+) -> Any:
     @get(
         "/health",
         summary="Readiness: 200 only with a verified model loaded",
@@ -92,7 +116,7 @@ def health_handler(holder: ModelHolder, served_by: str) -> Any:
     def health() -> Response[HealthResponse]:
         model = holder.model
         if holder.status is Status.OK and model is not None:
-            return Response(_health_body(model, served_by), status_code=200)
+            return Response(_health_body(model, served_by, switcher), status_code=200)
         body = HealthResponse(status=holder.status.value, served_by=served_by, reason=holder.reason)
         return Response(body, status_code=503, headers={"Retry-After": "1"})
 
@@ -178,19 +202,30 @@ def api_part(
         holder.drain()
         metrics.ready.set(0)
 
-    def stopped() -> None:
+    async def stopped() -> None:
         drain()
         gc_pauses.remove()
+        await switcher.stop()
 
     limits = settings.limits
     admission = Admission(limits.api_keys, limits.max_in_flight, limits.request_timeout)
-    predict = ScoringEndpoint(PredictJson(codec, served_by), holder, metrics, limits, admission)
+    shadow = Shadow(metrics, limits.inline_rows)
+    switcher = ModelSwitcher(holder, settings, metrics, shadow)
+    predict = ScoringEndpoint(
+        PredictJson(codec, served_by), holder, metrics, limits, admission, shadow
+    )
 
     gc_pauses = GcPauses(metrics.gc_pause)
 
-    def started() -> None:
+    async def started() -> None:
         gc_pauses.install()
         load_model()
+        if settings.model.shadow_digest and holder.model is not None:
+            try:
+                await switcher.set_shadow(settings.model.shadow_digest, publish=False)
+            except SwapRefused as exc:
+                log.error("SHADOW_DIGEST refused: %s", exc.reason)
+        switcher.start()
         # SIGTERM: readiness 503 now, listener closed DRAIN_SECONDS later.
         on_stop_signal(drain, delay=settings.server.drain_seconds)
 
@@ -202,10 +237,11 @@ def api_part(
             Router(
                 path="/",
                 route_handlers=[
-                    health_handler(holder, served_by),
+                    health_handler(holder, served_by, switcher),
                     live,
                     model_handler(holder),
                     metrics_handler(metrics),
+                    admin_router(switcher, limits.admin_keys, limits.api_keys, served_by),
                 ],
                 middleware=[middleware_factory(metrics)],
             ),

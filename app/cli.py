@@ -88,6 +88,16 @@ def prepare_metrics_dir(settings: Settings) -> str:
     return str(path)
 
 
+def prepare_control_dir(settings: Settings) -> str:
+    """A folder where the workers agree on the model to serve, exported for them."""
+    directory = settings.server.control_dir or tempfile.mkdtemp(prefix="gridscore-control-")
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    # A model chosen by a previous run is not this run's choice.
+    (Path(directory) / "served.json").unlink(missing_ok=True)
+    os.environ["CONTROL_DIR"] = directory
+    return directory
+
+
 FACTORIES = {
     "serve": "app.factory:create_served_app",
     "api": "app.factory:create_served_api_app",
@@ -115,13 +125,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if problem:
             return _fail(problem)
     metrics_dir = prepare_metrics_dir(settings)
+    control_dir = prepare_control_dir(settings)
     from app import server  # uvicorn and the app only once the checks pass
 
     try:
-        return server.serve(settings, FACTORIES[args.command])
+        return server.serve(Settings.from_env(), FACTORIES[args.command])
     finally:
         if not settings.server.metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+        if not settings.server.control_dir:
+            shutil.rmtree(control_dir, ignore_errors=True)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:

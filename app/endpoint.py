@@ -32,6 +32,7 @@ from app.errors import ApiError
 from app.holder import LoadedModel, ModelHolder
 from app.metrics import Metrics
 from app.settings import LimitSettings
+from app.shadow import Shadow
 
 log = logging.getLogger("gridscore.endpoint")
 access = logging.getLogger("gridscore.access")
@@ -94,11 +95,13 @@ class ScoringEndpoint:
         metrics: Metrics,
         limits: LimitSettings,
         admission: Admission,
+        shadow: Shadow | None = None,
     ) -> None:
         self.protocol = protocol
         self.holder = holder
         self.metrics = metrics
         self.admission = admission
+        self.shadow = shadow
         self.max_body = limits.max_body_bytes
         self.max_batch = limits.max_batch
         self.inline_rows = limits.inline_rows
@@ -173,10 +176,13 @@ class ScoringEndpoint:
         try:
             body = await self._body(scope, receive)
             body_done = True
-            payload, headers = await self._score(scope, body)
+            payload, headers, matrix, verdicts = await self._score(scope, body)
             # The budget covers the work; the answer, once ready, is sent whatever the time.
             deadlines.leave(task)
-            return await self._send(send, 200, payload, headers)
+            status = await self._send(send, 200, payload, headers)
+            if self.shadow is not None:  # after the answer has left: never in its latency
+                self.shadow.offer(matrix, verdicts)
+            return status
         except asyncio.CancelledError:
             if task not in deadlines.expired:
                 raise  # not the time budget: the server is stopping, say
@@ -262,7 +268,7 @@ class ScoringEndpoint:
             413, "body_too_large", f"request body over {self.max_body} bytes (MAX_BODY_BYTES)"
         )
 
-    async def _score(self, scope: Any, body: bytes) -> tuple[bytes, Headers]:
+    async def _score(self, scope: Any, body: bytes) -> tuple[bytes, Headers, np.ndarray, Verdicts]:
         if not body:
             raise ApiError(400, "bad_request", "request body is empty")
         matrix, context = self.protocol.decode(body, scope["headers"])
@@ -293,7 +299,7 @@ class ScoringEndpoint:
                 for (feature, direction), n in zip(model.breach_columns, counts, strict=True):
                     if n:
                         metrics.envelope_breaches.labels(feature, direction).inc(n)
-        return payload, headers
+        return payload, [*headers, model.digest_header], matrix, verdicts
 
     async def _send(
         self, send: Any, status: int, payload: bytes, headers: Headers, method: str = "POST"

@@ -63,7 +63,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     elif isinstance(exc, ValidationException):
         # Litestar's own validation of a handler's parameters (a dashboard form, say).
         status, code, field, headers = 400, "bad_request", None, None
-        detail = "request body is empty" if _is_empty_body(exc) else str(exc.detail)
+        detail = _validation_detail(exc)
     elif isinstance(exc, HTTPException):
         status, field, headers = exc.status_code, None, exc.headers
         code = _CODES.get(status, "http_error")
@@ -80,6 +80,10 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     return error_response(status, code, detail, field, headers)
 
 
-def _is_empty_body(exc: ValidationException) -> bool:
-    extra = exc.extra if isinstance(exc.extra, list) else []
-    return any(isinstance(e, dict) and e.get("key") == "data" for e in extra)
+def _validation_detail(exc: ValidationException) -> str:
+    """Litestar's validation errors in words: what was wrong, with which part."""
+    extras = [e for e in (exc.extra if isinstance(exc.extra, list) else []) if isinstance(e, dict)]
+    if any(e.get("key") == "data" and e.get("message") == "'data'" for e in extras):
+        return "request body is empty"
+    parts = [f"{e.get('message')} ({e.get('key')})" for e in extras if e.get("message")]
+    return "; ".join(parts) if parts else str(exc.detail)

@@ -45,6 +45,11 @@ class LoadedModel:
     metadata: artifact.Metadata
 
     @property
+    def digest_header(self) -> tuple[bytes, bytes]:
+        """``X-Model-Digest``: which model scored a response (the 12 hex of its name)."""
+        return (b"x-model-digest", self.digest[:12].encode())
+
+    @property
     def threshold64(self) -> np.float64:
         """The threshold as float64: scores compare with it in float64, as in the parity check
         (against a Python float, NumPy 2 would round it to float32 instead)."""
@@ -75,6 +80,7 @@ class ModelHolder:
         self.features = features
         self.status = Status.LOADING
         self.model: LoadedModel | None = None
+        self.previous: LoadedModel | None = None  # kept loaded, for an instant rollback
         self.reason = "model not loaded yet"
 
     def load(self, settings: Settings) -> None:
@@ -111,18 +117,29 @@ class ModelHolder:
 
     def install(self, verified: artifact.Artifact, settings: Settings) -> None:
         """Open a session on an already verified artifact and mark the holder ready."""
+        self.activate(self.build(verified, settings))
+        release_free_memory()
+
+    def build(self, verified: artifact.Artifact, settings: Settings) -> LoadedModel:
+        """A ready-to-serve model from a verified artifact: refused (ArtifactError,
+        EnvelopeError) when this process cannot serve it; its session opened and warmed up.
+        Touches nothing the serving path reads, so it may run in another thread."""
         meta = verified.metadata
         if self.features is not None and tuple(meta.features) != self.features:
             raise artifact.ArtifactError(
                 f"{verified.path.name} has features {meta.features}, and this server's request "
                 f"schema was built for {list(self.features)}; restart it to serve other features"
             )
+        if meta.parity.points <= 0 or meta.parity.label_mismatches_outside_band:
+            raise artifact.ArtifactError(
+                f"{verified.path.name}: no passing parity check in its metadata; refusing it"
+            )
         guard = envelope.configured(meta, settings)
         scorer = Scorer(
             verified, guard, settings.model.intra_op_threads, settings.model.inter_op_threads
         )
         scorer.warm_up()
-        self.model = LoadedModel(
+        return LoadedModel(
             scorer=scorer,
             name=meta.name,
             digest=meta.digest,
@@ -135,9 +152,17 @@ class ModelHolder:
             breach_columns=guard.breach_columns(),
             metadata=meta,
         )
-        self.status = Status.OK
-        self.reason = ""
-        release_free_memory()
+
+    def activate(self, model: LoadedModel) -> LoadedModel | None:
+        """Serve ``model`` from the next request on; returns the model it replaces. One
+        assignment on the event loop: a request in flight keeps the model it started with."""
+        replaced, self.model = self.model, model
+        if replaced is not None and replaced.digest != model.digest:
+            self.previous = replaced
+        if self.status is not Status.DRAINING:
+            self.status = Status.OK
+            self.reason = ""
+        return replaced
 
     def drain(self) -> None:
         """Stop taking new predictions (shutdown has begun)."""

@@ -40,6 +40,7 @@ def build_response(verdicts: Verdicts, served_by: str) -> PredictResponse:
         anomalies=verdicts.anomalies,
         total=len(predictions),
         served_by=served_by,
+        model=verdicts.model.digest[:12],
     )
 
 

@@ -63,7 +63,7 @@ def request_types(features: Sequence[str], units: Sequence[str]) -> tuple[type, 
     return reading, request
 
 
-class Prediction(msgspec.Struct, omit_defaults=True):
+class Prediction(msgspec.Struct, omit_defaults=True, gc=False):
     """The verdict for one reading, in request order.
 
     ``anomaly``: the forest flags it (score > threshold) or a feature lies outside the
@@ -76,13 +76,15 @@ class Prediction(msgspec.Struct, omit_defaults=True):
     out_of_range: list[str] = []
 
 
-class PredictResponse(msgspec.Struct):
-    """Predictions in request order, with totals and the instance that answered."""
+class PredictResponse(msgspec.Struct, gc=False):
+    """Predictions in request order, with totals, the instance that answered and the model
+    that scored them (its digest's first 12 hex characters)."""
 
     predictions: list[Prediction]
     anomalies: int
     total: int
     served_by: str
+    model: str = ""
 
 
 class ModelRef(msgspec.Struct):
@@ -97,6 +99,16 @@ class EnvelopeState(msgspec.Struct):
     bounds: dict[str, list[float | None]]
 
 
+class SwapInfo(msgspec.Struct):
+    """The last model swap this process tried."""
+
+    result: str
+    source: str
+    digest: str
+    reason: str
+    at: str
+
+
 class HealthResponse(msgspec.Struct, omit_defaults=True):
     """Readiness: ``ok`` only when a verified model is loaded."""
 
@@ -104,6 +116,9 @@ class HealthResponse(msgspec.Struct, omit_defaults=True):
     served_by: str
     features: list[str] | None = None
     model: ModelRef | None = None
+    previous: ModelRef | None = None
+    shadow: str | None = None
+    last_swap: SwapInfo | None = None
     threshold: float | None = None
     envelope: EnvelopeState | None = None
     calibration: CalibrationSummary | None = None

@@ -165,6 +165,14 @@ class ServerSettings:
     node_name: str = setting(
         "NODE_NAME", "", "node the pod runs on (shown by the dashboard)", text()
     )
+    control_dir: str = setting(
+        "CONTROL_DIR",
+        "",
+        "folder where workers share the model every worker should serve (after an admin "
+        "swap); the launcher makes a temporary one if unset",
+        text(),
+        shown="(temporary)",
+    )
     gc_freeze: bool = setting(
         "GC_FREEZE",
         True,
@@ -223,6 +231,21 @@ class ModelSettings:
         "one bound, e.g. `ENVELOPE_VOLTAGE_MIN=200`; applied after `ENVELOPE_FILE`",
         envelope_bounds(),
     )
+    watch_seconds: float = setting(
+        "MODEL_WATCH",
+        0.0,
+        "check `MODEL_DIR` this often (seconds) for a newer artifact and swap to it "
+        "(respecting `MODEL_DIGEST`); `0`: off",
+        number(floor=0.0),
+    )
+    shadow_digest: str = setting(
+        "SHADOW_DIGEST",
+        "",
+        "score every batch with this artifact too, off the response path, and count where it "
+        "disagrees (docs/api.md)",
+        text(lower=True),
+        shown="(off)",
+    )
     intra_op_threads: int = setting(
         "ORT_INTRA_OP_THREADS", 1, "onnxruntime intra-op threads per process", integer(minimum=1)
     )
@@ -261,6 +284,14 @@ class LimitSettings:
         (),
         "comma-separated keys; when set, `/predict` requires one "
         "(`Authorization: Bearer` or `X-API-Key`)",
+        comma_list(),
+        shown="(off)",
+    )
+    admin_keys: tuple[str, ...] = setting(
+        "ADMIN_KEY",
+        (),
+        "comma-separated keys for `/admin/*` (model swap, rollback, shadow); unset: those "
+        "routes answer 404",
         comma_list(),
         shown="(off)",
     )

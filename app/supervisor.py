@@ -7,7 +7,8 @@ worker, bound with SO_REUSEPORT, the kernel spreads new connections across worke
 The supervisor keeps every socket open, so while a worker restarts its share of new
 connections waits in the backlog instead of being refused. When a worker dies, its
 multiprocess metric files are marked dead (live gauges drop it) and a new worker takes its
-place; SIGTERM or SIGINT is passed on to every worker, which finishes its in-flight requests.
+place; SIGTERM or SIGINT is passed on to every worker, which finishes its in-flight requests,
+and SIGHUP to every worker, which swaps to a newer artifact if MODEL_DIR has one.
 """
 
 from __future__ import annotations
@@ -91,6 +92,13 @@ class Supervisor:
             log.info("stopping workers", extra={"fields": {"signal": signal.Signals(signum).name}})
         self.stopping = True
 
+    def _forward(self, signum: int, _frame: object) -> None:
+        """SIGHUP: every worker looks for a newer artifact (app/swap.py)."""
+        log.info("passing SIGHUP to the workers")
+        for process in self.processes:
+            if process is not None and process.pid is not None and process.is_alive():
+                os.kill(process.pid, signum)
+
     def _reap(self, index: int, process: SpawnProcess) -> None:
         """A worker exited on its own: clean its metrics, then replace it (or give up)."""
         process.join()
@@ -122,6 +130,7 @@ class Supervisor:
         self.processes = [None] * self.count
         self.started_at = [0.0] * self.count
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._forward)
         log.info("supervisor started", extra={"fields": {"workers": self.count, "port": self.port}})
         try:
             for index in range(self.count):

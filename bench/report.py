@@ -130,6 +130,7 @@ def http_floor_section(report: dict[str, Any]) -> list[str]:
                 f"{row['rss_mib_before']} / {row['rss_mib_after']} MiB |"
             )
         startup = gc_runs.get("gc_freeze_1", {}).get("startup")
+        shadow = report.get("shadow_1_worker")
         if startup:
             lines += [
                 "",
@@ -139,6 +140,26 @@ def http_floor_section(report: dict[str, Any]) -> list[str]:
                 f"{startup['full_collection_ms_after']:.3f} ms.",
             ]
         lines.append("")
+        if shadow:
+            off, on = shadow["shadow_off_c1"], shadow["shadow_on_c1"]
+            sat_off, sat_on = shadow["shadow_off_c8"], shadow["shadow_on_c8"]
+            lines += [
+                "Shadow scoring, one worker, batch 1, the same rounds with `SHADOW_DIGEST` off "
+                "and on:",
+                "",
+                "| | one connection: p50 / p99 | 8 connections: requests/s, p50 / p99 |",
+                "|---|---|---|",
+                f"| shadow off | {off['p50_ms']:.3f} / {off['p99_ms']:.3f} ms | "
+                f"{sat_off['requests_per_s']:,.0f}, {sat_off['p50_ms']:.3f} / "
+                f"{sat_off['p99_ms']:.3f} ms |",
+                f"| shadow on | {on['p50_ms']:.3f} / {on['p99_ms']:.3f} ms | "
+                f"{sat_on['requests_per_s']:,.0f}, {sat_on['p50_ms']:.3f} / "
+                f"{sat_on['p99_ms']:.3f} ms |",
+                "",
+                "p50 on one connection, shadow on against off: "
+                f"{on['p50_ms'] / off['p50_ms'] - 1:+.1%}.",
+                "",
+            ]
     return lines
 
 

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app import artifact
 from bench import loadgen, procs, serving
 
 RESULTS = Path(__file__).parent / "results"
@@ -213,6 +214,40 @@ def gc_comparison(model_dir: Path, seconds: float) -> dict[str, Any]:
     return result
 
 
+def shadow_comparison(model_dir: Path, seconds: float, rounds: int) -> dict[str, Any]:
+    """One worker, batch 1: the client's latency with a shadow model and without, the rounds
+    interleaved; one keep-alive connection (latency) and 8 connections (saturation). The
+    shadow is the synthetic model with another forest seed, published beside the live one."""
+    import shutil
+
+    from convert import pipeline
+
+    live = artifact.find(model_dir, "gridscore-iforest")
+    if live is None:
+        raise RuntimeError(f"no artifact in {model_dir}")
+    measured: dict[str, list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="gridscore-shadow-") as tmp:
+        models = Path(tmp) / "models"
+        candidate = pipeline.run(
+            models,
+            parity_points=2_000,
+            options=pipeline.ConvertOptions(forest=pipeline.ForestParams(seed=2)),
+        ).metadata.digest
+        for path in model_dir.glob(f"{live.stem}.*"):
+            shutil.copy(path, models)
+        body = Path(tmp) / "batch-1.json"
+        body.write_bytes(loadgen.make_bodies(1, 1, 7, 0.0)[0])
+        pinned = live.stem.rsplit("-", 1)[-1]
+        for _ in range(rounds):
+            for name, shadow in (("shadow_off", ""), ("shadow_on", candidate[:12])):
+                with server(models, 1, MODEL_DIGEST=pinned, SHADOW_DIGEST=shadow) as (_, port, _):
+                    url = f"http://127.0.0.1:{port}/predict"
+                    for connections in (1, 8):
+                        run = wrk(url, seconds, connections=connections, body=body)
+                        measured.setdefault(f"{name}_c{connections}", []).append(run)
+    return {name: _median_run(runs) for name, runs in measured.items()}
+
+
 def _describe_checkout(path: Path) -> str:
     done = subprocess.run(
         ["git", "-C", str(path), "log", "-1", "--format=%h %s"],
@@ -314,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
             args.model_dir, 2 if quick else 10, 1 if quick else 3, Path(tmp), args.baseline
         )
     report["gc_1_worker"] = gc_comparison(args.model_dir, 2 if quick else 10)
+    report["shadow_1_worker"] = shadow_comparison(
+        args.model_dir, 2 if quick else 10, 1 if quick else 3
+    )
     report["cold_start"] = [cold_start(args.model_dir, w, 1 if quick else 5) for w in (1, 2)]
     with server(args.model_dir, 2) as (process, port, _):
         report["single_connection_2_workers"] = {

@@ -142,8 +142,14 @@ def library_versions() -> dict[str, str]:
 
 
 def _stamp(model_proto: Any, props: dict[str, str]) -> bytes:
-    # skl2onnx names the graph with a random UUID; a fixed name keeps the bytes reproducible.
+    # skl2onnx names the graph with a random UUID, and lists the opsets it imports in the
+    # order of a set of domain names (which changes with Python's string hashing, process to
+    # process): a fixed name and a sorted list keep the bytes reproducible.
     model_proto.graph.name = "gridscore_isolation_forest"
+    opsets = sorted((o.domain, o.version) for o in model_proto.opset_import)
+    del model_proto.opset_import[:]
+    for domain, version in opsets:
+        model_proto.opset_import.add(domain=domain, version=version)
     onnx.helper.set_model_props(model_proto, props)
     onnx.checker.check_model(model_proto)
     return bytes(model_proto.SerializeToString())

@@ -60,6 +60,20 @@ def feeder_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def two_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """A model folder with two servable artifacts: A (published first) and B (the newest)."""
+    import time
+
+    from tests.support.models import publish_synthetic
+
+    folder = tmp_path_factory.mktemp("two-models")
+    a = publish_synthetic(folder, seed=1)
+    time.sleep(0.01)  # B is the newest by mtime
+    b = publish_synthetic(folder, seed=2)
+    return folder, a, b
+
+
+@pytest.fixture(scope="session")
 def artifact_path(model_dir: Path) -> Path:
     (path,) = model_dir.glob("*.onnx")
     return path

@@ -80,7 +80,8 @@ def dashboard_part(settings: Settings, template: TemplateConfig[JinjaTemplateEng
         ),
         api_key=api_key,
     )
-    backend = Backend(backend_url, api_key=api_key)
+    admin_key = settings.limits.admin_keys[0] if settings.limits.admin_keys else ""
+    backend = Backend(backend_url, api_key=api_key, admin_key=admin_key)
 
     def started() -> None:
         on_stop_signal(hub.close_all)

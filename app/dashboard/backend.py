@@ -34,9 +34,12 @@ _encode = msgspec.json.Encoder().encode
 class Backend:
     """Posts batches to ``/predict`` and reads ``/health`` of one scorer."""
 
-    def __init__(self, base_url: str, timeout: float = 5.0, api_key: str = "") -> None:
+    def __init__(
+        self, base_url: str, timeout: float = 5.0, api_key: str = "", admin_key: str = ""
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.headers = (("X-API-Key", api_key),) if api_key else ()
+        self.admin_headers = (("X-Admin-Key", admin_key),) if admin_key else ()
         self.predict_target = Target.parse(f"{self.base_url}/predict")
         self.health_target = Target.parse(f"{self.base_url}/health")
         self.model_target = Target.parse(f"{self.base_url}/model")
@@ -105,6 +108,33 @@ class Backend:
             raise BackendError("scorer described its model in an unexpected shape") from None
         self._model_at = time.monotonic()
         return self._model
+
+    async def metric_totals(self, names: tuple[str, ...]) -> dict[str, float]:
+        """Totals of unlabelled series from the scorer's /metrics (summed over its workers)."""
+        target = Target.parse(f"{self.base_url}/metrics")
+        status, body = await self._request(target, build_request("GET", target), fresh=False)
+        if status != 200:
+            raise BackendError(f"scorer's /metrics answered {status}")
+        totals = dict.fromkeys(names, 0.0)
+        for line in body.decode(errors="replace").splitlines():
+            name, _, value = line.partition(" ")
+            if name in totals:
+                try:
+                    totals[name] = float(value)
+                except ValueError:
+                    continue
+        return totals
+
+    async def admin(self, method: str, path: str, payload: object = None) -> None:
+        """An /admin/* call with the configured admin key; raises BackendError on refusal."""
+        if not self.admin_headers:
+            raise BackendError("no admin key configured for this dashboard (ADMIN_KEY)")
+        target = Target.parse(f"{self.base_url}{path}")
+        body = _encode(payload) if payload is not None else b""
+        raw = build_request(method, target, body, headers=self.admin_headers)
+        status, answer = await self._request(target, raw, fresh=False)
+        if status != 200:
+            raise BackendError(f"scorer refused ({status}): {self._detail(answer)}")
 
     @staticmethod
     def _detail(body: bytes) -> str:

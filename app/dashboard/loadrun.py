@@ -97,6 +97,7 @@ class LoadResult:
     statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)  # transport errors by kind
     served_by: Counter[str] = field(default_factory=Counter)
+    models: Counter[str] = field(default_factory=Counter)  # which model scored (its digest)
     connections_opened: int = 0
     elapsed: float = 0.0
     cycles_done: int = 0
@@ -135,6 +136,7 @@ class LoadResult:
             "errors_by_status": {str(k): v for k, v in sorted(self.statuses.items()) if k >= 400},
             "transport_errors": dict(self.errors),
             "served_by": dict(self.served_by.most_common()),
+            "models": dict(self.models.most_common()),
             "connections_opened": self.connections_opened,
         }
 
@@ -157,6 +159,7 @@ def make_bodies(
 
 class _ServedBy(msgspec.Struct):
     served_by: str = ""
+    model: str = ""
 
 
 _decode_served_by = msgspec.json.Decoder(_ServedBy).decode
@@ -228,9 +231,11 @@ class LoadRun:
             result.latencies.append(finished - due)
             result.finished.append(finished)
             if response.body.startswith(b"{"):
-                served = _decode_served_by(response.body).served_by
-                if served:
-                    result.served_by[served] += 1
+                answered = _decode_served_by(response.body)
+                if answered.served_by:
+                    result.served_by[answered.served_by] += 1
+                if answered.model:
+                    result.models[answered.model] += 1
         if response.keep_alive and not self.spec.new_connection:
             self.idle.append(conn)
         else:

@@ -52,6 +52,62 @@ async def status(backend: NamedDependency[Backend]) -> Template:
     return _fragment("_status.html", ok=True, health=health, url=backend.base_url)
 
 
+SHADOW_SERIES = (
+    "shadow_readings_total",
+    "shadow_verdict_disagreements_total",
+    "shadow_dropped_batches_total",
+    "shadow_batches_total",
+)
+
+
+async def _model_panel(backend: Backend, message: str | None = None) -> Template:
+    try:
+        health = await backend.health()
+        totals = await backend.metric_totals(SHADOW_SERIES)
+    except BackendError as exc:
+        return _fragment("_model.html", ok=False, error=str(exc), message=message)
+    readings = totals["shadow_readings_total"]
+    disagreements = totals["shadow_verdict_disagreements_total"]
+    return _fragment(
+        "_model.html",
+        ok=True,
+        health=health,
+        readings=int(readings),
+        disagreements=int(disagreements),
+        dropped=int(totals["shadow_dropped_batches_total"]),
+        agreement=(1 - disagreements / readings) if readings else None,
+        admin=bool(backend.admin_headers),
+        message=message,
+        error=None,
+    )
+
+
+@get("/dashboard/model", include_in_schema=False)
+async def model_panel(backend: NamedDependency[Backend]) -> Template:
+    return await _model_panel(backend)
+
+
+@post("/dashboard/admin/{action:str}", include_in_schema=False, status_code=200)
+async def model_action(action: FromPath[str], backend: NamedDependency[Backend]) -> Template:
+    """Promote the shadow (serve it, stop shadowing) or roll back, with the admin key."""
+    try:
+        if action == "promote":
+            health = await backend.health()
+            if not health.shadow:
+                raise BackendError("no shadow model to promote")
+            await backend.admin("POST", "/admin/model", {"digest": health.shadow})
+            await backend.admin("POST", "/admin/shadow/clear")
+            message = f"promoted {health.shadow[:12]}"
+        elif action == "rollback":
+            await backend.admin("POST", "/admin/model/rollback")
+            message = "rolled back to the previous model"
+        else:
+            return _fragment("_model.html", 404, ok=False, error=f"unknown action {action!r}")
+    except BackendError as exc:
+        return await _model_panel(backend, f"not done: {exc}")
+    return await _model_panel(backend, message)
+
+
 @post("/dashboard/stream/start", include_in_schema=False, status_code=200)
 async def stream_start(data: Form, settings: NamedDependency[Settings]) -> Template:
     try:
@@ -175,6 +231,8 @@ async def burst_current(bursts: NamedDependency[BurstRunner]) -> Template:
 ROUTES = [
     page,
     status,
+    model_panel,
+    model_action,
     stream_start,
     stream_stop,
     stream_events,

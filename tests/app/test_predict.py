@@ -21,12 +21,15 @@ from tests.support.fakes import EchoScorer, ExplodingScorer, holder_with
 from tests.support.metrics_text import samples, value
 
 
-def test_design_example_flags_only_the_second_reading(client: TestClient[Litestar]) -> None:
+def test_the_example_flags_only_the_second_reading(client: TestClient[Litestar]) -> None:
     response = client.post("/predict", json=EXAMPLE_BATCH)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"predictions", "anomalies", "total", "served_by"}
+    assert set(body) == {"predictions", "anomalies", "total", "served_by", "model"}
+    health = client.get("/health").json()
+    assert body["model"] == health["model"]["digest"][:12]
+    assert response.headers["x-model-digest"] == body["model"]
     first, second = body["predictions"]
     assert set(first) == {"anomaly", "score"}
     assert first["anomaly"] is False

@@ -229,3 +229,35 @@ def test_readme_screenshot(page: Page, dashboard: RunningServer, tmp_path: Path)
     capture(page.page, dashboard.url, path)
     assert path.stat().st_size > 20_000
     assert page.errors == []
+
+
+def test_shadow_agreement_then_promote_and_roll_back(
+    page: Page, two_models: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    folder, a, b = two_models
+    admin = {"ADMIN_KEY": "admin-secret"}
+    with (
+        gridscore_serve(
+            folder, tmp_path, command="api", MODEL_DIGEST=a[:12], SHADOW_DIGEST=b[:12], **admin
+        ) as api,
+        gridscore_serve(
+            folder, tmp_path, command="dashboard", BACKEND_URL=api.url, **admin
+        ) as dashboard,
+    ):
+        page.page.goto(dashboard.url)
+        _start_stream(page, "0.2")
+        wait_for_tick(page.page, 3)
+        assert page.page.wait_for_selector("#live-model").inner_text() == a[:12]
+        assert page.page.inner_text("#shadow-model") == b[:12]
+        deadline = time.monotonic() + 5
+        while "%" not in page.page.inner_text("#shadow-agreement"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        page.page.click("#promote")
+        page.page.wait_for_selector(f"#live-model:text('{b[:12]}')", timeout=5000)
+        assert page.page.inner_text("#shadow-model") == "none"
+        assert httpx.get(f"{api.url}/health").json()["model"]["digest"] == b
+        page.page.click("#rollback")
+        page.page.wait_for_selector(f"#live-model:text('{a[:12]}')", timeout=5000)
+        assert httpx.get(f"{api.url}/health").json()["model"]["digest"] == a
+    assert [e for e in page.errors if "Failed to load resource" not in e] == []
