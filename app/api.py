@@ -20,6 +20,7 @@ from litestar.types import Receive, Scope, Send
 from app.admin import admin_router
 from app.admission import Admission
 from app.decoding import RequestCodec
+from app.drift import DriftRecorder
 from app.endpoint import ScoringEndpoint
 from app.gctune import GcPauses
 from app.holder import LoadedModel, ModelHolder, Status
@@ -140,6 +141,7 @@ def model_profile(model: LoadedModel) -> ModelResponse:
                 max=meta.data.features[name].max,
                 envelope=bounds[name],
                 histogram=meta.histograms.get(name),
+                drift=meta.drift.get(name),
             )
             for name, unit in zip(meta.features, meta.units, strict=True)
         ],
@@ -168,7 +170,7 @@ def live() -> dict[str, str]:
     return {"status": "alive"}
 
 
-def metrics_handler(metrics: Metrics) -> Any:
+def metrics_handler(metrics: Metrics, instance: str) -> Any:
     @get(
         "/metrics",
         summary="Prometheus metrics (sum over all workers)",
@@ -177,7 +179,13 @@ def metrics_handler(metrics: Metrics) -> Any:
         media_type=MediaType.TEXT,
     )
     def metrics_endpoint() -> Response[bytes]:
-        return Response(metrics.exposition(), media_type=metrics.content_type)
+        # X-Instance: which pod's sum this is, for a reader behind a Service that compares
+        # one scrape with the next (the dashboard's drift panel).
+        return Response(
+            metrics.exposition(),
+            media_type=metrics.content_type,
+            headers={"X-Instance": instance},
+        )
 
     return metrics_endpoint
 
@@ -191,11 +199,21 @@ def api_part(
 ) -> Part:
     """The scoring API: its routes (with the metrics middleware), model loading, draining."""
 
+    def note_model(model: LoadedModel) -> None:
+        """What follows the served model: its training shares, its expected anomaly rate."""
+        drift.export_training(model)
+        calibration = model.metadata.calibration
+        expected = calibration.false_alarm_rate
+        if expected is None:
+            expected = float(model.metadata.model.get("contamination", 0.0))
+        metrics.expected_anomaly_rate.set(expected)
+
     def load_model() -> None:
         if holder.status is Status.LOADING:
             holder.load(settings)
         if holder.model is not None:
             metrics.model_info.labels(holder.model.name, holder.model.digest).set(1)
+            note_model(holder.model)
         metrics.ready.set(1 if holder.status is Status.OK else 0)
 
     def drain() -> None:
@@ -206,13 +224,15 @@ def api_part(
         drain()
         gc_pauses.remove()
         await switcher.stop()
+        drift.stop()
 
     limits = settings.limits
     admission = Admission(limits.api_keys, limits.max_in_flight, limits.request_timeout)
     shadow = Shadow(metrics, limits.inline_rows)
-    switcher = ModelSwitcher(holder, settings, metrics, shadow)
+    drift = DriftRecorder(metrics)
+    switcher = ModelSwitcher(holder, settings, metrics, shadow, on_activate=[note_model])
     predict = ScoringEndpoint(
-        PredictJson(codec, served_by), holder, metrics, limits, admission, shadow
+        PredictJson(codec, served_by), holder, metrics, limits, admission, shadow, drift
     )
 
     gc_pauses = GcPauses(metrics.gc_pause)
@@ -240,7 +260,7 @@ def api_part(
                     health_handler(holder, served_by, switcher),
                     live,
                     model_handler(holder),
-                    metrics_handler(metrics),
+                    metrics_handler(metrics, settings.server.instance_name()),
                     admin_router(switcher, limits.admin_keys, limits.api_keys, served_by),
                 ],
                 middleware=[middleware_factory(metrics)],

@@ -20,7 +20,7 @@ import msgspec
 DIGEST_PREFIX_LEN = 12
 """Hex characters of the sha256 kept in the file name."""
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 class ArtifactError(RuntimeError):
@@ -37,6 +37,7 @@ class ParityReport(msgspec.Struct, forbid_unknown_fields=True):
     label_mismatches_outside_band: int
     decision_band: float
     by_kind: dict[str, dict[str, float]]
+    max_abs_attribution_diff: float | None = None  # attribution shares against the reference
 
 
 class FeatureHistogram(msgspec.Struct, forbid_unknown_fields=True):
@@ -112,6 +113,25 @@ class CalibrationSummary(msgspec.Struct, forbid_unknown_fields=True):
     pr_auc: float | None
 
 
+class AttributionInfo(msgspec.Struct, forbid_unknown_fields=True):
+    """The graph's per-feature attribution output and what it means (convert/attribution.py)."""
+
+    output: str
+    definition: str
+    levels: int  # the first splits of each path that credit their feature
+    # What the output adds to each feature (the node's base values): the output less these is
+    # a positive multiple of A, the same for every feature, so its shares are A's shares.
+    offsets: list[float]
+
+
+class DriftBins(msgspec.Struct, forbid_unknown_fields=True):
+    """Fixed bins of one feature for drift: the inner edges (deciles of the training rows; the
+    first bin is open below, the last above) and the share of training rows in each bin."""
+
+    edges: list[float]
+    shares: list[float]
+
+
 class EnvelopeInfo(msgspec.Struct, forbid_unknown_fields=True):
     """The operating envelope the graph guards, and the names of its inputs and output."""
 
@@ -147,8 +167,10 @@ class Metadata(msgspec.Struct, forbid_unknown_fields=True):
     data: DataReport
     training: TrainingInfo
     calibration: CalibrationSummary
+    attribution: AttributionInfo
     parity: ParityReport
     histograms: dict[str, FeatureHistogram]
+    drift: dict[str, DriftBins]
     versions: dict[str, str]
     created_at: str
 

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from app.admission import Admission
+from app.drift import DriftRecorder
 from app.errors import ApiError
 from app.holder import LoadedModel, ModelHolder
 from app.metrics import Metrics
@@ -53,6 +54,7 @@ class Verdicts:
     flags: np.ndarray  # bool [N]: anomaly = score above the threshold or any breach
     anomalies: int
     breached: bool  # any row out of the envelope
+    attribution: np.ndarray  # float32 [N, F], raw; build_response makes shares
     model: LoadedModel
 
 
@@ -61,9 +63,10 @@ class ScoringProtocol(Protocol):
 
     path: str  # the route template, as the metrics' ``path`` label shows it
 
-    def decode(self, body: bytes, headers: Headers) -> tuple[np.ndarray, Any]:
-        """float32 rows in the model's feature order, and what ``encode`` needs to answer;
-        raises ApiError (4xx) for a request it cannot score."""
+    def decode(self, body: bytes, scope: Any) -> tuple[np.ndarray, Any]:
+        """float32 rows in the model's feature order, and what ``encode`` needs to answer
+        (``scope`` holds the headers and the query string); raises ApiError (4xx) for a
+        request it cannot score."""
         ...
 
     def encode(self, verdicts: Verdicts, context: Any) -> tuple[bytes, Headers]:
@@ -75,14 +78,21 @@ class ScoringProtocol(Protocol):
         ...
 
 
-def verdicts_for(model: LoadedModel, scores: np.ndarray, breaches: np.ndarray) -> Verdicts:
+def verdicts_for(
+    model: LoadedModel,
+    scores: np.ndarray,
+    breaches: np.ndarray,
+    attribution: np.ndarray,
+) -> Verdicts:
     # A float64 threshold, so the comparison happens in float64 as in the parity check
     # (against a Python float, NumPy 2 would round the threshold to float32 instead).
     flags = scores > model.threshold64
     breached = bool(breaches.any())
     if breached:
         flags |= breaches.any(axis=1)
-    return Verdicts(scores, breaches, flags, int(np.count_nonzero(flags)), breached, model)
+    return Verdicts(
+        scores, breaches, flags, int(np.count_nonzero(flags)), breached, attribution, model
+    )
 
 
 class ScoringEndpoint:
@@ -96,12 +106,14 @@ class ScoringEndpoint:
         limits: LimitSettings,
         admission: Admission,
         shadow: Shadow | None = None,
+        drift: DriftRecorder | None = None,
     ) -> None:
         self.protocol = protocol
         self.holder = holder
         self.metrics = metrics
         self.admission = admission
         self.shadow = shadow
+        self.drift = drift
         self.max_body = limits.max_body_bytes
         self.max_batch = limits.max_batch
         self.inline_rows = limits.inline_rows
@@ -271,7 +283,7 @@ class ScoringEndpoint:
     async def _score(self, scope: Any, body: bytes) -> tuple[bytes, Headers, np.ndarray, Verdicts]:
         if not body:
             raise ApiError(400, "bad_request", "request body is empty")
-        matrix, context = self.protocol.decode(body, scope["headers"])
+        matrix, context = self.protocol.decode(body, scope)
         rows = len(matrix)
         if rows > self.max_batch:
             raise ApiError(
@@ -281,15 +293,18 @@ class ScoringEndpoint:
         scorer = model.scorer
         started = time.perf_counter()
         if rows <= self.inline_rows:
-            scores, breaches = scorer.score(matrix)
+            scores, breaches, attribution = scorer.score(matrix)
         else:
             # Past the time budget the request answers 503 at once; the batch still finishes.
             loop = asyncio.get_running_loop()
-            scores, breaches = await loop.run_in_executor(self.executor, scorer.score, matrix)
+            scored = await loop.run_in_executor(self.executor, scorer.score, matrix)
+            scores, breaches, attribution = scored
         metrics = self.metrics
         metrics.inference_latency.observe(time.perf_counter() - started)
-        verdicts = verdicts_for(model, scores, breaches)
+        verdicts = verdicts_for(model, scores, breaches, attribution)
         payload, headers = self.protocol.encode(verdicts, context)
+        if self.drift is not None:
+            self.drift.offer(model, matrix)
         metrics.batch_size.observe(rows)
         metrics.readings.inc(rows)
         if verdicts.anomalies:

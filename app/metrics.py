@@ -152,6 +152,27 @@ class Metrics:
             buckets=SCORE_DIFF_BUCKETS,
             registry=r,
         )
+        self.drift_readings = Counter(
+            "drift_readings_total",
+            "Readings scored, by feature, by the fixed bin (of the scoring model's training "
+            "deciles) they fall in, and by that model (its digest's first 12 hex characters).",
+            ["feature", "bin", "model"],
+            registry=r,
+        )
+        self.drift_training_share = Gauge(
+            "drift_training_share",
+            "Share of a served model's training rows in each bin of each feature.",
+            ["feature", "bin", "model"],
+            multiprocess_mode="livemax",
+            registry=r,
+        )
+        self.expected_anomaly_rate = Gauge(
+            "expected_anomaly_rate",
+            "The share of readings the served model is expected to flag (its held-out false "
+            "alarm rate, or its contamination).",
+            multiprocess_mode="livemax",
+            registry=r,
+        )
         self.model_info = Gauge(
             "model_info",
             "The model being served (value 1).",

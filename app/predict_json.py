@@ -21,6 +21,24 @@ from app.schemas import ErrorBody
 JSON: Headers = [(b"content-type", b"application/json")]
 
 
+EXPLAIN = {b"": "flagged", b"flagged": "flagged", b"true": "all", b"false": "none"}
+
+
+def explain_mode(query: bytes) -> str:
+    """``?explain=``: ``true`` every reading's attribution, ``false`` none, ``flagged`` (the
+    default) the flagged readings' only; anything else is a 400."""
+    for pair in query.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        if name == b"explain":
+            mode = EXPLAIN.get(value.lower())
+            if mode is None:
+                raise ApiError(
+                    400, "bad_request", "explain must be true, false or flagged", "explain"
+                )
+            return mode
+    return "flagged"
+
+
 class PredictJson:
     """The ScoringProtocol of ``POST /predict``."""
 
@@ -32,17 +50,18 @@ class PredictJson:
         self.served_by = served_by
         self._encode = msgspec.json.Encoder().encode
 
-    def decode(self, body: bytes, headers: Headers) -> tuple[np.ndarray, Any]:
+    def decode(self, body: bytes, scope: Any) -> tuple[np.ndarray, Any]:
         content_type = ""
-        for name, value in headers:
+        for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value.decode("latin-1")
                 break
+        explain = explain_mode(scope.get("query_string", b""))
         request = self.codec.decode(body, content_type)
-        return feature_matrix(request.readings, self.features), None
+        return feature_matrix(request.readings, self.features), explain
 
     def encode(self, verdicts: Verdicts, context: Any) -> tuple[bytes, Headers]:
-        return self._encode(build_response(verdicts, self.served_by)), JSON
+        return self._encode(build_response(verdicts, self.served_by, context)), JSON
 
     def error(self, exc: ApiError) -> bytes:
         return self._encode(

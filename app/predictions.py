@@ -26,8 +26,9 @@ def feature_matrix(readings: list[Any], features: tuple[str, ...]) -> np.ndarray
     return flat.reshape(len(readings), len(features))
 
 
-def build_response(verdicts: Verdicts, served_by: str) -> PredictResponse:
-    """Predictions in request order; ``out_of_range`` named only on rows with a breach."""
+def build_response(verdicts: Verdicts, served_by: str, explain: str = "flagged") -> PredictResponse:
+    """Predictions in request order; ``out_of_range`` named only on rows with a breach, and
+    the attribution on the rows ``explain`` asks for (flagged, all or none)."""
     # map() over C callables: no Python bytecode runs per reading.
     predictions = list(map(Prediction, verdicts.flags.tolist(), verdicts.scores.tolist()))
     if verdicts.breached:  # out-of-range readings only: rare
@@ -35,6 +36,29 @@ def build_response(verdicts: Verdicts, served_by: str) -> PredictResponse:
         name = verdicts.model.name_breaches
         for row in np.flatnonzero(breaches.any(axis=1)).tolist():
             predictions[row] = Prediction(True, predictions[row].score, name(breaches[row]))
+    if explain == "all":
+        explained = np.arange(len(predictions))
+    elif explain == "flagged" and verdicts.anomalies:
+        explained = np.flatnonzero(verdicts.flags)
+    else:
+        explained = np.empty(0, dtype=np.int64)
+    if len(explained):
+        features = verdicts.model.features
+        # The graph's output less the node's base values is a positive multiple of A.
+        offsets = np.asarray(verdicts.model.metadata.attribution.offsets)
+        raw = verdicts.attribution[explained].astype(np.float64) - offsets
+        totals = raw.sum(axis=1, keepdims=True)
+        shares = np.divide(raw, totals, out=np.zeros_like(raw), where=totals > 0)
+        tops = shares.argmax(axis=1).tolist()
+        for row, row_shares, top in zip(explained.tolist(), shares.tolist(), tops, strict=True):
+            given = predictions[row]
+            predictions[row] = Prediction(
+                given.anomaly,
+                given.score,
+                given.out_of_range,
+                dict(zip(features, row_shares, strict=True)),
+                features[top],
+            )
     return PredictResponse(
         predictions=predictions,
         anomalies=verdicts.anomalies,

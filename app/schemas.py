@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from app.artifact import CalibrationSummary, FeatureHistogram
+from app.artifact import CalibrationSummary, DriftBins, FeatureHistogram
 
 FLOAT32_MAX = 3.4028234663852886e38
 """Largest finite float32: readings are scored in float32, so larger magnitudes are refused."""
@@ -68,12 +68,16 @@ class Prediction(msgspec.Struct, omit_defaults=True, gc=False):
 
     ``anomaly``: the forest flags it (score > threshold) or a feature lies outside the
     operating envelope. ``out_of_range``: those features with their direction, such as
-    ``voltage_low`` or ``current_high``; omitted when none.
+    ``voltage_low`` or ``current_high``; omitted when none. ``attribution``: each feature's
+    share (summing to 1) in isolating the reading, and ``top_feature`` the largest; given for
+    flagged readings, for every reading with ``?explain=true``, for none with ``false``.
     """
 
     anomaly: bool
     score: float
     out_of_range: list[str] = []
+    attribution: dict[str, float] = {}
+    top_feature: str = ""
 
 
 class PredictResponse(msgspec.Struct, gc=False):
@@ -136,6 +140,9 @@ class FeatureInfo(msgspec.Struct, omit_defaults=True):
     max: float
     envelope: list[float | None]  # [low, high] in force; None where unbounded
     histogram: FeatureHistogram | None = None
+    # The fixed bins drift_readings_total{bin} counts into: bin i lies between edges[i-1] and
+    # edges[i] (the first open below, the last above), with its share of the training rows.
+    drift: DriftBins | None = None
 
 
 class ModelResponse(msgspec.Struct):

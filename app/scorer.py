@@ -18,6 +18,9 @@ from app.envelope import Envelope
 
 BOUND_ROWS = 16
 
+Scored = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""score [N], breaches [N, 2F], attribution [N, F]"""
+
 
 class _Bound:
     """One batch size's pre-bound input and output arrays."""
@@ -27,36 +30,27 @@ class _Bound:
         self.rows_in = np.zeros((rows, width), dtype=np.float32)
         self.scores = np.zeros((rows, 1), dtype=np.float32)
         self.breaches = np.zeros((rows, 2 * width), dtype=np.bool_)
+        self.attribution = np.zeros((rows, width), dtype=np.float32)
         binding = session.io_binding()
         binding.bind_cpu_input(scorer.input_name, self.rows_in)
         for name, array in scorer.feeds.items():
             binding.bind_cpu_input(name, array)
-        binding.bind_output(
-            scorer.outputs[0],
-            "cpu",
-            0,
-            np.float32,
-            list(self.scores.shape),
-            self.scores.ctypes.data,
-        )
-        binding.bind_output(
-            scorer.outputs[1],
-            "cpu",
-            0,
-            np.bool_,
-            list(self.breaches.shape),
-            self.breaches.ctypes.data,
-        )
+        for name, buffer in zip(
+            scorer.outputs, (self.scores, self.breaches, self.attribution), strict=True
+        ):
+            binding.bind_output(
+                name, "cpu", 0, buffer.dtype, list(buffer.shape), buffer.ctypes.data
+            )
         # The C-level call: the public ``run_with_iobinding`` re-checks the binding and the
         # WebGPU graph-capture state on every call, ~1 µs of Python this call does not need.
         self._run = session._sess.run_with_iobinding
         self._binding = binding._iobinding
         self._options = onnxruntime.RunOptions()
 
-    def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, matrix: np.ndarray) -> Scored:
         self.rows_in[...] = matrix
         self._run(self._binding, self._options)
-        return self.scores.ravel().copy(), self.breaches.copy()
+        return self.scores.ravel().copy(), self.breaches.copy(), self.attribution.copy()
 
 
 class Scorer:
@@ -80,7 +74,7 @@ class Scorer:
         )
         meta = artifact.metadata
         self.input_name = meta.input_name
-        self.outputs = [meta.output_name, meta.envelope.breach_output]
+        self.outputs = [meta.output_name, meta.envelope.breach_output, meta.attribution.output]
         # The graph compares in float32, so the bounds go in as float32 (230 V stays 230 V;
         # a bound like 49.88 Hz rounds to its nearest float32, as the readings do).
         self.feeds = {
@@ -90,18 +84,22 @@ class Scorer:
         self.features: tuple[str, ...] = tuple(meta.features)
         self._bound = [_Bound(self._session, self, rows) for rows in range(1, BOUND_ROWS + 1)]
 
-    def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Score per row [N] and envelope breaches [N, 2F] for ``matrix`` (float32, N x F).
+    def score(self, matrix: np.ndarray) -> Scored:
+        """Score per row [N], envelope breaches [N, 2F] and raw attribution [N, F] for
+        ``matrix`` (float32, N x F), from one onnxruntime call.
 
         ``breaches[:, i]``: feature i below its lower bound; ``breaches[:, F + i]``: above its
-        upper bound. Two calls with the same number of rows (up to BOUND_ROWS) must not run at
-        once: the server scores each size either on its event loop or in its one worker thread.
+        upper bound. ``attribution``: convert/attribution.py's A per feature (not yet shares).
+        Two calls with the same number of rows (up to BOUND_ROWS) must not run at once: the
+        server scores each size either on its event loop or in its one worker thread.
         """
         rows = len(matrix)
         if 0 < rows <= BOUND_ROWS:
             return self._bound[rows - 1].score(matrix)
-        scores, breaches = self._session.run(self.outputs, {self.input_name: matrix, **self.feeds})
-        return scores.ravel(), breaches
+        scores, breaches, attribution = self._session.run(
+            self.outputs, {self.input_name: matrix, **self.feeds}
+        )
+        return scores.ravel(), breaches, attribution
 
     def warm_up(self) -> None:
         """Run a few batch sizes once so the first real request pays no first-run costs."""

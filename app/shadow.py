@@ -134,7 +134,7 @@ class Shadow:
         matrix = jobs[0][1] if len(jobs) == 1 else np.concatenate([job[1] for job in jobs])
         live_flags = np.concatenate([job[2].flags for job in jobs])
         live_scores = np.concatenate([job[2].scores for job in jobs])
-        scores, breaches = model.scorer.score(matrix)
+        scores, breaches, _ = model.scorer.score(matrix)
         flags = scores > model.threshold64
         if breaches.any():
             flags |= breaches.any(axis=1)

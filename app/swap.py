@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,8 +70,14 @@ class ModelSwitcher:
     """The swaps of one process (see the module docstring)."""
 
     def __init__(
-        self, holder: ModelHolder, settings: Settings, metrics: Metrics, shadow: Shadow
+        self,
+        holder: ModelHolder,
+        settings: Settings,
+        metrics: Metrics,
+        shadow: Shadow,
+        on_activate: list[Callable[[LoadedModel], None]] | None = None,
     ) -> None:
+        self.on_activate = on_activate or []
         self.holder = holder
         self.settings = settings
         self.metrics = metrics
@@ -149,6 +156,8 @@ class ModelSwitcher:
         if replaced is not None and replaced.digest != model.digest:
             info.labels(replaced.name, replaced.digest).set(0)
         info.labels(model.name, model.digest).set(1)
+        for hook in self.on_activate:
+            hook(model)
         self._record("ok", source, model.digest, "")
 
     async def rollback(self) -> LoadedModel:

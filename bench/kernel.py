@@ -4,8 +4,10 @@ Each backend runs in a fresh process (no shared caches, no import order effects)
 then scores batches of 1, 10, 100, 1,000 and 10,000 rows for a time budget per size. Every call
 gets a different batch drawn from a large pool (a repeated row lets the CPU learn the branches
 and flatters small batches). One thread everywhere. Ratios compare medians from the same run.
+Two paired runs time a graph against its base with alternating calls in one process: the
+envelope guard (guarded vs plain) and the attribution targets (served vs guarded).
 
-    python -m bench.kernel            # full run (~2 minutes); writes bench/results/kernel.json
+    python -m bench.kernel            # full run (~3 minutes); writes bench/results/kernel.json
     python -m bench.kernel --quick    # smoke run for the tests (~15 s)
 """
 
@@ -93,23 +95,36 @@ def time_backend(
     return results
 
 
-def paired_guard_overhead(workdir: Path, budget: float, batches: tuple[int, ...]) -> dict[str, Any]:
-    """Guarded vs unguarded graph in ONE process, calls alternating on the same batches.
+# Paired comparisons: (base, variant) backends timed with alternating calls in one process.
+PAIRS = {
+    "guard": ("onnx-gridscore", "onnx-gridscore-guarded"),
+    "attribution": ("onnx-gridscore-guarded", "onnx-gridscore-served"),
+}
 
-    Separate processes drift on a shared machine by more than the guard costs; alternating
-    calls see the same conditions, so the ratio of their medians isolates the guard.
+
+def paired_overhead(
+    pair: str, workdir: Path, budget: float, batches: tuple[int, ...]
+) -> dict[str, Any]:
+    """What the variant graph costs over its base, with calls alternating in ONE process.
+
+    Separate processes drift on a shared machine by more than a guard or the attribution
+    targets cost; alternating calls see the same conditions, so the ratio of their medians
+    isolates the difference.
     """
-    plain = kernel_backends.load_onnx_gridscore(workdir)
-    guarded = kernel_backends.load_onnx_gridscore_guarded(workdir)
+    base_name, variant_name = PAIRS[pair]
+    base = kernel_backends.BACKENDS[base_name](workdir)
+    variant = kernel_backends.BACKENDS[variant_name](workdir)
     result = {}
     for batch in batches:
-        plain_ns, guarded_ns = timed_calls([plain, guarded], input_pool(batch), budget)
-        ratio = float(np.median(guarded_ns) / np.median(plain_ns)) - 1
+        base_ns, variant_ns = timed_calls([base, variant], input_pool(batch), budget)
+        ratio = float(np.median(variant_ns) / np.median(base_ns)) - 1
         result[str(batch)] = {
-            "unguarded_median_us": round(float(np.median(plain_ns)) / 1000, 2),
-            "guarded_median_us": round(float(np.median(guarded_ns)) / 1000, 2),
+            "base": base_name,
+            "variant": variant_name,
+            "base_median_us": round(float(np.median(base_ns)) / 1000, 2),
+            "variant_median_us": round(float(np.median(variant_ns)) / 1000, 2),
             "overhead": round(ratio, 4),
-            "pairs": len(plain_ns),
+            "pairs": len(base_ns),
         }
     return result
 
@@ -138,8 +153,9 @@ def parity_figures(
 
 def worker(backend: str, workdir: Path, budget: float, batches: tuple[int, ...]) -> dict[str, Any]:
     """Runs inside the fresh process of one backend."""
-    if backend == "guard-pair":
-        return {"guard_pair": paired_guard_overhead(workdir, budget, batches)}
+    if backend.endswith("-pair"):
+        pair = backend.removesuffix("-pair")
+        return {f"{pair}_pair": paired_overhead(pair, workdir, budget, batches)}
     started = time.perf_counter()
     score = kernel_backends.BACKENDS[backend](workdir)
     load_s = time.perf_counter() - started
@@ -183,8 +199,11 @@ def add_ratios(report: dict[str, Any]) -> None:
                 if base in by_name and batch in by_name[base]:
                     ratio = by_name[base][batch]["median_us"] / timing["median_us"]
                     timing[f"speedup_vs_{base}"] = round(ratio, 2)
-    if "guard_pair" in report:
-        report["guard_overhead"] = {b: v["overhead"] for b, v in report["guard_pair"].items()}
+    for pair in PAIRS:
+        if f"{pair}_pair" in report:
+            report[f"{pair}_overhead"] = {
+                b: v["overhead"] for b, v in report[f"{pair}_pair"].items()
+            }
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -205,9 +224,10 @@ def print_table(report: dict[str, Any]) -> None:
             f"{p['label_mismatches_outside_band']} label mismatches outside the band "
             f"({'holds' if p['holds'] else 'FAILS'})"
         )
-    if "guard_overhead" in report:
-        parts = ", ".join(f"batch {b}: {v:+.1%}" for b, v in report["guard_overhead"].items())
-        print(f"envelope guard overhead (alternating calls, one process): {parts}")
+    for pair, (base, variant) in PAIRS.items():
+        if f"{pair}_overhead" in report:
+            parts = ", ".join(f"batch {b}: {v:+.1%}" for b, v in report[f"{pair}_overhead"].items())
+            print(f"{variant} over {base} (alternating calls, one process): {parts}")
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
@@ -256,7 +276,12 @@ def main(argv: list[str] | None = None) -> int:
             "backends": [
                 run_backend(name, workdir, budget, batches) for name in kernel_backends.BACKENDS
             ],
-            "guard_pair": run_backend("guard-pair", workdir, budget, batches)["guard_pair"],
+            **{
+                f"{pair}_pair": run_backend(f"{pair}-pair", workdir, budget, batches)[
+                    f"{pair}_pair"
+                ]
+                for pair in PAIRS
+            },
         }
     add_ratios(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -47,20 +47,31 @@ def load_onnx_gridscore(workdir: Path) -> ScoreFn:
     return lambda rows: session.run(["score"], {"readings": rows})[0].ravel()
 
 
-def load_onnx_gridscore_guarded(workdir: Path) -> ScoreFn:
-    """gridscore's served graph: one node plus the envelope guard (score and breach code)."""
-    session = _ort_session(workdir / "guarded.onnx")
+def _guarded(workdir: Path, graph: str, outputs: list[str]) -> ScoreFn:
+    session = _ort_session(workdir / graph)
     bounds = json.loads((workdir / "model.json").read_text())["envelope"]
     low = np.array([b[0] for b in bounds.values()], dtype=np.float32)
     high = np.array([b[1] for b in bounds.values()], dtype=np.float32)
 
     def score(rows: np.ndarray) -> np.ndarray:
-        scores, _breach = session.run(
-            ["score", "breach"], {"readings": rows, "envelope_low": low, "envelope_high": high}
+        fetched = session.run(
+            outputs, {"readings": rows, "envelope_low": low, "envelope_high": high}
         )
-        return scores.ravel()
+        return fetched[0].ravel()
 
     return score
+
+
+def load_onnx_gridscore_guarded(workdir: Path) -> ScoreFn:
+    """One node plus the envelope guard (score and breach code): the served graph before it
+    learnt to explain."""
+    return _guarded(workdir, "guarded.onnx", ["score", "breach"])
+
+
+def load_onnx_gridscore_served(workdir: Path) -> ScoreFn:
+    """gridscore's served graph: the node scores and attributes each reading in the same
+    traversal, plus the envelope guard; all three outputs fetched, as the service does."""
+    return _guarded(workdir, "served.onnx", ["score", "attribution", "breach"])
 
 
 BACKENDS: dict[str, Callable[[Path], ScoreFn]] = {
@@ -68,11 +79,12 @@ BACKENDS: dict[str, Callable[[Path], ScoreFn]] = {
     "onnx-stock": load_onnx_stock,
     "onnx-gridscore": load_onnx_gridscore,
     "onnx-gridscore-guarded": load_onnx_gridscore_guarded,
+    "onnx-gridscore-served": load_onnx_gridscore_served,
 }
 
 
 def prepare(workdir: Path) -> None:
-    """Train once and write the three graphs plus the facts the adapters need."""
+    """Train once and write the four graphs plus the facts the adapters need."""
     from convert import data, envelope_guard, pipeline, stock_converter, train
     from convert.folded_converter import to_folded_onnx
 
@@ -83,6 +95,10 @@ def prepare(workdir: Path) -> None:
     (workdir / "folded.onnx").write_bytes(to_folded_onnx(model).SerializeToString())
     guarded = envelope_guard.add_envelope_guard(to_folded_onnx(model), len(data.FEATURES))
     (workdir / "guarded.onnx").write_bytes(guarded.SerializeToString())
+    served = envelope_guard.add_envelope_guard(
+        to_folded_onnx(model, attribution=True), len(data.FEATURES)
+    )
+    (workdir / "served.onnx").write_bytes(served.SerializeToString())
     facts = {
         "offset": float(model.offset_),
         "threshold": train.trained_threshold(model),

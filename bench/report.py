@@ -25,6 +25,12 @@ def _us(value: float) -> str:
     return f"{value / 1000:.1f} ms" if value >= 1000 else f"{value:.1f} µs"
 
 
+def _served_backend(report: dict[str, Any]) -> str:
+    """The kernel backend that is the served graph (with attribution since format 4)."""
+    names = {b["backend"] for b in report["backends"]}
+    return "onnx-gridscore-served" if "onnx-gridscore-served" in names else "onnx-gridscore-guarded"
+
+
 def kernel_section(report: dict[str, Any]) -> list[str]:
     versions = ", ".join(f"{k} {v}" for k, v in report["versions"].items())
     batches = [t["batch"] for t in report["backends"][0]["timings"]]
@@ -34,8 +40,9 @@ def kernel_section(report: dict[str, Any]) -> list[str]:
         f"`{report['command']}` on {report['date'][:10]}, {report['machine']}; {versions}. "
         f"One thread; each backend in a fresh process; {report['budget_s_per_cell']} s per cell; "
         "every call scores a different batch. Median per call (p99 in brackets); "
-        "speed-ups compare medians from the same run; the guard overhead compares the two "
-        "gridscore graphs with alternating calls in one process.",
+        "speed-ups compare medians from the same run; the overheads of the envelope guard and "
+        "of the attribution targets compare two gridscore graphs with alternating calls in one "
+        "process.",
         "",
         "| backend | " + " | ".join(f"batch {b:,}" for b in batches) + " | parity |",
         "|---|" + "---|" * (len(batches) + 1),
@@ -49,14 +56,19 @@ def kernel_section(report: dict[str, Any]) -> list[str]:
             + f" | max diff {parity['max_abs_score_diff']:.1e}, "
             f"{parity['label_mismatches_outside_band']} label mismatches |"
         )
-    for name in ("onnx-gridscore", "onnx-gridscore-guarded"):
+    for name in ("onnx-gridscore", _served_backend(report)):
         ours = next(b for b in report["backends"] if b["backend"] == name)
         for base in ("sklearn", "onnx-stock"):
             cells = [f"{t[f'speedup_vs_{base}']:,.1f}x" for t in ours["timings"]]
             lines.append(f"| {name} speed-up vs {base} | " + " | ".join(cells) + " | |")
-    if "guard_overhead" in report:
-        cells = [f"{v:+.1%}" for v in report["guard_overhead"].values()]
-        lines.append("| envelope guard overhead | " + " | ".join(cells) + " | |")
+    overheads = {
+        "guard": "envelope guard overhead (guarded vs onnx-gridscore)",
+        "attribution": "attribution overhead (served vs guarded)",
+    }
+    for pair, title in overheads.items():
+        if f"{pair}_overhead" in report:
+            cells = [f"{v:+.1%}" for v in report[f"{pair}_overhead"].values()]
+            lines.append(f"| {title} | " + " | ".join(cells) + " | |")
     lines += ["", "![latency per call against batch size](../bench/results/kernel.svg)", ""]
     return lines
 
@@ -349,7 +361,7 @@ def render_headline() -> str:
     lines = ["| measurement | figure |", "|---|---|"]
     if kernel:
         sklearn = next(b for b in kernel["backends"] if b["backend"] == "sklearn")
-        served = next(b for b in kernel["backends"] if b["backend"] == "onnx-gridscore-guarded")
+        served = next(b for b in kernel["backends"] if b["backend"] == _served_backend(kernel))
         for ours, theirs in zip(served["timings"], sklearn["timings"], strict=True):
             if ours["batch"] in (1, 100, 10_000):
                 lines.append(

@@ -18,6 +18,7 @@ from sklearn.ensemble import IsolationForest
 from app.artifact import ParityReport
 
 SCORE_TOLERANCE = 1e-5
+ATTRIBUTION_TOLERANCE = 1e-5
 DECISION_BAND = 1e-5
 KIND_SHARES = {"nominal": 0.4, "far_out": 0.2, "boundary": 0.2, "on_threshold": 0.2}
 
@@ -132,8 +133,15 @@ def build_set(
     return ParitySet(points=np.clip(matrix, -limit, limit).astype(np.float32), kinds=kinds)
 
 
-def measure(model: IsolationForest, score_onnx: OnnxScorer, parity_set: ParitySet) -> ParityReport:
-    """Compare ``score_onnx`` with sklearn on ``parity_set``; the figures, pass or fail."""
+def measure(
+    model: IsolationForest,
+    score_onnx: OnnxScorer,
+    parity_set: ParitySet,
+    attribute_onnx: OnnxScorer | None = None,
+) -> ParityReport:
+    """Compare ``score_onnx`` with sklearn on ``parity_set`` and, given ``attribute_onnx``
+    (float32 rows -> raw attribution), the attribution shares with the reference computed from
+    sklearn's trees; the figures, pass or fail."""
     x = parity_set.points
     reference = -model.score_samples(x)
     decision = model.decision_function(x)
@@ -152,6 +160,13 @@ def measure(model: IsolationForest, score_onnx: OnnxScorer, parity_set: ParitySe
         }
         for kind, rows in parity_set.kinds.items()
     }
+    attribution_diff = None
+    if attribute_onnx is not None:
+        from convert import attribution
+
+        onnx_shares = attribution.shares(attribute_onnx(x))
+        reference_shares = attribution.shares(attribution.reference(model, x))
+        attribution_diff = float(np.abs(onnx_shares - reference_shares).max())
     return ParityReport(
         points=len(x),
         max_abs_score_diff=float(diff.max()),
@@ -160,6 +175,7 @@ def measure(model: IsolationForest, score_onnx: OnnxScorer, parity_set: ParitySe
         label_mismatches_outside_band=int((mismatch & outside).sum()),
         decision_band=DECISION_BAND,
         by_kind=by_kind,
+        max_abs_attribution_diff=attribution_diff,
     )
 
 
@@ -169,6 +185,12 @@ def require(report: ParityReport) -> None:
         raise ParityError(
             f"max |score - sklearn| = {report.max_abs_score_diff:.3g} "
             f"exceeds {report.score_tolerance:g}"
+        )
+    attribution_diff = report.max_abs_attribution_diff
+    if attribution_diff is not None and attribution_diff > ATTRIBUTION_TOLERANCE:
+        raise ParityError(
+            f"max |attribution share - reference| = {attribution_diff:.3g} exceeds "
+            f"{ATTRIBUTION_TOLERANCE:g}"
         )
     if report.label_mismatches_outside_band:
         raise ParityError(

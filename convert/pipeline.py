@@ -18,11 +18,12 @@ import skl2onnx
 import sklearn
 
 from app import artifact
-from convert import data, parity, train
+from convert import attribution, data, parity, train
 from convert.calibrate import Calibration, CalibrationSpec, calibrate
 from convert.envelope_guard import BREACH_LAYOUT, TRAINED_MARGIN, add_envelope_guard, widened
-from convert.folded_converter import to_folded_onnx
+from convert.folded_converter import attribution_offsets, score_scale, to_folded_onnx
 from convert.graph_names import (
+    ATTRIBUTION_OUTPUT,
     BREACH_OUTPUT,
     ENVELOPE_HIGH,
     ENVELOPE_LOW,
@@ -110,6 +111,36 @@ def onnx_scorer(model_bytes: bytes) -> Callable[[np.ndarray], np.ndarray]:
     return lambda rows: session.run(
         [OUTPUT_NAME], {INPUT_NAME: rows, ENVELOPE_LOW: low, ENVELOPE_HIGH: high}
     )[0].ravel()
+
+
+def onnx_attributor(model_bytes: bytes, offsets: list[float]) -> Callable[[np.ndarray], np.ndarray]:
+    """Attribution per row (N x F, a positive multiple of A) from the graph, envelope open,
+    less the node's base ``offsets`` as the server takes them off (metadata.attribution)."""
+    session = onnx_session(model_bytes)
+    width = session.get_inputs()[0].shape[1]
+    low = np.full(width, -np.inf, dtype=np.float32)
+    high = np.full(width, np.inf, dtype=np.float32)
+    base = np.asarray(offsets, dtype=np.float32)
+    return lambda rows: (
+        session.run(
+            [ATTRIBUTION_OUTPUT], {INPUT_NAME: rows, ENVELOPE_LOW: low, ENVELOPE_HIGH: high}
+        )[0]
+        - base
+    )
+
+
+def drift_bins(matrix: np.ndarray, features: tuple[str, ...]) -> dict[str, artifact.DriftBins]:
+    """Per feature, the deciles of the training rows as fixed bin edges, and the share of
+    training rows in each bin (a value equal to an edge falls in the bin above it)."""
+    bins = {}
+    for index, name in enumerate(features):
+        column = matrix[:, index]
+        edges = np.unique(np.quantile(column, np.linspace(0.1, 0.9, 9)))
+        counts = np.bincount(np.searchsorted(edges, column, side="right"), minlength=len(edges) + 1)
+        bins[name] = artifact.DriftBins(
+            edges=[float(e) for e in edges], shares=[float(c) / len(column) for c in counts]
+        )
+    return bins
 
 
 def served_verdict(
@@ -248,26 +279,31 @@ def run(
     low = np.array([summaries[f].min for f in features])
     high = np.array([summaries[f].max for f in features])
     envelope = widened(low, high, features)
-    graph = add_envelope_guard(to_folded_onnx(model), len(features))
+    graph = add_envelope_guard(to_folded_onnx(model, attribution=True), len(features))
+    offsets = attribution_offsets(model, score_scale(model))
     model_bytes = _stamp(graph, props)
     digest = artifact.sha256_hex(model_bytes)
     seconds["compile"] = time.perf_counter() - started
     say(
         "compile",
-        f"one TreeEnsembleRegressor node + Exp, envelope guard, {len(model_bytes)} bytes, "
+        f"one TreeEnsembleRegressor node (attribution, and through its sum the score) + "
+        f"ReduceSum + Exp, envelope guard, {len(model_bytes)} bytes, "
         f"sha256 {digest[:12]}",
     )
 
     started = time.perf_counter()
     parity_set = parity.build_set(model, parity_points, matrix)
-    report_parity = parity.measure(model, onnx_scorer(model_bytes), parity_set)
+    report_parity = parity.measure(
+        model, onnx_scorer(model_bytes), parity_set, onnx_attributor(model_bytes, offsets)
+    )
     seconds["verify"] = time.perf_counter() - started
     say(
         "verify",
         f"{report_parity.points} points, max |score diff| "
         f"{report_parity.max_abs_score_diff:.2e}, label mismatches "
         f"{report_parity.label_mismatches} ({report_parity.label_mismatches_outside_band} "
-        f"outside the +/-{report_parity.decision_band:g} band)",
+        f"outside the +/-{report_parity.decision_band:g} band), max |attribution share diff| "
+        f"{report_parity.max_abs_attribution_diff:.2e}",
     )
     parity.require(report_parity)
 
@@ -330,11 +366,18 @@ def run(
             },
         ),
         calibration=calibration.summary,
+        attribution=artifact.AttributionInfo(
+            output=ATTRIBUTION_OUTPUT,
+            definition=attribution.DEFINITION,
+            levels=attribution.LEVELS,
+            offsets=offsets,
+        ),
         parity=report_parity,
         histograms={
             feature: artifact.FeatureHistogram(edges=edges, counts=counts)
             for feature, (edges, counts) in data.histograms(matrix, features).items()
         },
+        drift=drift_bins(matrix, features),
         versions=library_versions(),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+RECORDED = re.compile(r"\bgridscore:[a-z0-9_:]+")  # a series named by a recording rule
 TOOLS = ROOT / ".venv-ops" / "bin"
 
 
@@ -150,12 +152,20 @@ class Checker:
     def grafana(self, path: Path) -> None:
         try:
             dashboard = json.loads(path.read_text())
-            exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+            panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+            exprs = [t["expr"] for p in panels for t in p["targets"]]
         except (ValueError, KeyError, TypeError) as exc:
             self.fail("grafana dashboard", f"{path}: {exc}")
             return
         if not exprs or not all(e.strip() for e in exprs):
             self.fail("grafana dashboard", f"{path}: a panel has no query")
+            return
+        # Every recorded series a panel reads must be recorded by the rules.
+        rules = (self.ops / "prometheus" / "rules.yml").read_text()
+        recorded = set(re.findall(r"record: (\S+)", rules))
+        unknown = sorted({n for e in exprs for n in RECORDED.findall(e)} - recorded)
+        if unknown:
+            self.fail("grafana dashboard", f"{path}: no rule records {', '.join(unknown)}")
             return
         print("ok    grafana dashboard")
 

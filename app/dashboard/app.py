@@ -17,6 +17,8 @@ from litestar.template.config import TemplateConfig
 from app.dashboard import routes
 from app.dashboard.backend import Backend
 from app.dashboard.bursts import BurstLimits, BurstRunner
+from app.dashboard.charts import share_bar
+from app.dashboard.drift import DriftWatch
 from app.dashboard.streams import StreamHub
 from app.parts import Part, constant
 from app.settings import Settings
@@ -52,6 +54,7 @@ def _ms(value: Any) -> str:
 
 def _register_filters(engine: JinjaTemplateEngine) -> None:
     engine.engine.filters["ms"] = _ms
+    engine.engine.globals["share_bar"] = share_bar
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
@@ -108,6 +111,7 @@ def dashboard_part(settings: Settings, template: TemplateConfig[JinjaTemplateEng
             "hub": constant(hub),
             "bursts": constant(bursts),
             "backend": constant(backend),
+            "drift": constant(DriftWatch()),
         },
         on_startup=[started],
         on_shutdown=[stopped],

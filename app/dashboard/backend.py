@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from app.dashboard.http1 import Connection, ProtocolError, Target, build_request
+from app.dashboard.http1 import Connection, ProtocolError, Response, Target, build_request
 from app.schemas import ErrorBody, HealthResponse, ModelResponse, PredictResponse
 
 
@@ -49,7 +49,7 @@ class Backend:
         self._idle: list[Connection] = []
         self.connections_opened = 0
 
-    async def _request(self, target: Target, raw: bytes, fresh: bool) -> tuple[int, bytes]:
+    async def _request(self, target: Target, raw: bytes, fresh: bool) -> Response:
         conn = None
         if not fresh:
             while self._idle and conn is None:
@@ -69,7 +69,7 @@ class Backend:
             self._idle.append(conn)
         else:
             await conn.close()
-        return response.status, response.body
+        return response
 
     async def predict(
         self, readings: list[dict[str, float]], new_connection: bool = False
@@ -77,7 +77,8 @@ class Backend:
         body = _encode({"readings": readings})
         raw = build_request("POST", self.predict_target, body, new_connection, self.headers)
         started = time.perf_counter()
-        status, body = await self._request(self.predict_target, raw, new_connection)
+        response = await self._request(self.predict_target, raw, new_connection)
+        status, body = response.status, response.body
         latency = time.perf_counter() - started
         if status != 200:
             raise BackendError(f"scorer answered {status}: {self._detail(body)}")
@@ -85,7 +86,8 @@ class Backend:
 
     async def health(self) -> HealthResponse:
         raw = build_request("GET", self.health_target)
-        status, body = await self._request(self.health_target, raw, fresh=False)
+        answer = await self._request(self.health_target, raw, fresh=False)
+        status, body = answer.status, answer.body
         try:
             health = _decode_health(body)
         except msgspec.MsgspecError:
@@ -99,7 +101,8 @@ class Backend:
         if self._model is not None and time.monotonic() - self._model_at < MODEL_TTL_S:
             return self._model
         raw = build_request("GET", self.model_target, headers=self.headers)
-        status, body = await self._request(self.model_target, raw, fresh=False)
+        answer = await self._request(self.model_target, raw, fresh=False)
+        status, body = answer.status, answer.body
         if status != 200:
             raise BackendError(f"scorer has no model to describe ({status}): {self._detail(body)}")
         try:
@@ -109,14 +112,19 @@ class Backend:
         self._model_at = time.monotonic()
         return self._model
 
+    async def metrics_text(self) -> tuple[str, str]:
+        """The scorer's /metrics (summed over its workers) and the instance that answered."""
+        target = Target.parse(f"{self.base_url}/metrics")
+        answer = await self._request(target, build_request("GET", target), fresh=False)
+        if answer.status != 200:
+            raise BackendError(f"scorer's /metrics answered {answer.status}")
+        return answer.instance, answer.body.decode(errors="replace")
+
     async def metric_totals(self, names: tuple[str, ...]) -> dict[str, float]:
         """Totals of unlabelled series from the scorer's /metrics (summed over its workers)."""
-        target = Target.parse(f"{self.base_url}/metrics")
-        status, body = await self._request(target, build_request("GET", target), fresh=False)
-        if status != 200:
-            raise BackendError(f"scorer's /metrics answered {status}")
+        _, text = await self.metrics_text()
         totals = dict.fromkeys(names, 0.0)
-        for line in body.decode(errors="replace").splitlines():
+        for line in text.splitlines():
             name, _, value = line.partition(" ")
             if name in totals:
                 try:
@@ -132,9 +140,9 @@ class Backend:
         target = Target.parse(f"{self.base_url}{path}")
         body = _encode(payload) if payload is not None else b""
         raw = build_request(method, target, body, headers=self.admin_headers)
-        status, answer = await self._request(target, raw, fresh=False)
-        if status != 200:
-            raise BackendError(f"scorer refused ({status}): {self._detail(answer)}")
+        answer = await self._request(target, raw, fresh=False)
+        if answer.status != 200:
+            raise BackendError(f"scorer refused ({answer.status}): {self._detail(answer.body)}")
 
     @staticmethod
     def _detail(body: bytes) -> str:

@@ -139,3 +139,68 @@ def served_by_bars(counts: dict[str, int]) -> str:
         )
     out.append("</svg>")
     return "".join(out)
+
+
+LEVEL_COLORS = {"stable": "#2ca02c", "slight": "#bcbd22", "moderate": "#ff7f0e"}
+
+
+def psi_bars(rows: Sequence[tuple[str, float | None, str]], marks: Sequence[float]) -> str:
+    """Horizontal bars: PSI per feature (name, PSI or None, level), with the thresholds in
+    ``marks`` drawn as dashed lines. The scale reaches at least 0.5 so small values look small."""
+    if not rows:
+        return '<p class="muted">the served model has no drift bins (an older artifact)</p>'
+    bar, label_width, width = 20, 130, 520
+    span = width - label_width - 60
+    peak = max([0.5, *(value for _, value, _ in rows if value is not None)])
+    height = bar * len(rows) + 16
+    out = [
+        f'<svg class="psi-bars" xmlns="http://www.w3.org/2000/svg" '
+        f'viewBox="0 0 {width} {height}" width="{width}" role="img" '
+        'aria-label="population stability index per feature">'
+    ]
+    for i, (name, value, level) in enumerate(rows):
+        top = i * bar + 2
+        shown = "no data" if value is None else f"{value:.3f}"
+        exact = "" if value is None else f"{value:.6f}"
+        length = 0.0 if value is None else span * value / peak
+        out.append(
+            f'<g class="psi" data-feature="{escape(name)}" data-psi="{exact}" data-level="{level}">'
+            + _label(label_width - 6, top + 14, escape(name), size=12)
+            + f'<rect x="{label_width}" y="{top + 3}" width="{length:.1f}" height="{bar - 6}" '
+            f'fill="{LEVEL_COLORS.get(level, RED)}"/>'
+            + _label(round(label_width + length + 4, 1), top + 14, f"{shown} {level}", "start", 11)
+            + "</g>"
+        )
+    for mark in marks:
+        x = label_width + span * mark / peak
+        out.append(
+            f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - 14}" stroke="#999" '
+            'stroke-dasharray="3,3"/>' + _label(round(x, 1), height - 3, f"{mark:g}", "middle", 9)
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def share_bar(shares: dict[str, float], features: Sequence[str], width: int = 120) -> str:
+    """One small stacked bar: each feature's share of a reading's attribution, in the
+    features' chart colours, the title naming each share."""
+    if not shares:
+        return ""
+    out = [
+        f'<svg class="share-bar" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} 10" '
+        f'width="{width}" height="10" role="img" aria-label="attribution">'
+    ]
+    x = 0.0
+    for index, name in enumerate(features):
+        share = shares.get(name, 0.0)
+        if share <= 0:
+            continue
+        length = width * share
+        out.append(
+            f'<rect x="{x:.1f}" y="0" width="{length:.1f}" height="10" '
+            f'fill="{COLORS[index % len(COLORS)]}" data-feature="{escape(name)}">'
+            f"<title>{escape(name)} {share * 100:.0f} %</title></rect>"
+        )
+        x += length
+    out.append("</svg>")
+    return "".join(out)

@@ -54,6 +54,7 @@ class Response:
     status: int
     body: bytes
     keep_alive: bool
+    instance: str = ""  # X-Instance: the scorer pod whose /metrics these are
 
 
 class StaleConnection(ConnectionError):
@@ -96,7 +97,7 @@ class Connection:
             status = int(lines[0].split(" ", 2)[1])
         except (IndexError, ValueError):
             raise ProtocolError(f"bad status line {lines[0]!r}") from None
-        length, keep_alive = 0, True
+        length, keep_alive, instance = 0, True, ""
         for line in lines[1:]:
             name, _, value = line.partition(":")
             name = name.strip().lower()
@@ -104,12 +105,14 @@ class Connection:
                 length = int(value)
             elif name == "connection" and value.strip().lower() == "close":
                 keep_alive = False
+            elif name == "x-instance":
+                instance = value.strip()
             elif name == "transfer-encoding":
                 raise ProtocolError("chunked responses are not supported")
         body = await self.reader.readexactly(length) if length else b""
         if not keep_alive:
             await self.close()
-        return Response(status, body, keep_alive)
+        return Response(status, body, keep_alive, instance)
 
     async def close(self) -> None:
         if self.open:

@@ -13,10 +13,13 @@ from litestar.router import Router
 
 from app.dashboard.backend import Backend, BackendError
 from app.dashboard.bursts import BurstRefused, BurstRunner
+from app.dashboard.charts import psi_bars
+from app.dashboard.drift import DEFAULT_WINDOW_S, WINDOWS_S, DriftWatch
 from app.dashboard.forms import ParamError
 from app.dashboard.readings import ReadingSampler
 from app.dashboard.streams import StreamHub, StreamParams
 from app.parts import Part
+from app.psi import MODERATE, SIGNIFICANT, SLIGHT
 from app.schemas import FeatureInfo
 from app.settings import Settings
 
@@ -39,6 +42,8 @@ async def page(
             "limits": bursts.limits,
             "node_name": settings.server.node_name,
             "burst": bursts.current.view() if bursts.current else None,
+            "drift_windows": WINDOWS_S,
+            "drift_window": DEFAULT_WINDOW_S,
         },
     )
 
@@ -106,6 +111,34 @@ async def model_action(action: FromPath[str], backend: NamedDependency[Backend])
     except BackendError as exc:
         return await _model_panel(backend, f"not done: {exc}")
     return await _model_panel(backend, message)
+
+
+@get("/dashboard/drift", include_in_schema=False)
+async def drift_panel(
+    request: Request[Any, Any, Any],
+    backend: NamedDependency[Backend],
+    drift: NamedDependency[DriftWatch],
+) -> Template:
+    """PSI per feature of the scorer's readings over the chosen window (see drift.py)."""
+    try:
+        window = int(request.query_params.get("window", DEFAULT_WINDOW_S))
+    except ValueError:
+        window = DEFAULT_WINDOW_S
+    if window not in WINDOWS_S:
+        window = DEFAULT_WINDOW_S
+    try:
+        model = await backend.model()
+        instance, text = await backend.metrics_text()
+    except BackendError as exc:
+        return _fragment("_drift.html", ok=False, error=str(exc))
+    drift.observe(instance or backend.base_url, model, text)
+    view = drift.view(model, window)
+    rows = sorted(
+        ((f.name, f.psi, f.level) for f in view.features),
+        key=lambda row: -1.0 if row[1] is None else -row[1],
+    )
+    bars = psi_bars(rows, (SLIGHT, MODERATE, SIGNIFICANT))
+    return _fragment("_drift.html", ok=True, view=view, bars=bars, error=None)
 
 
 @post("/dashboard/stream/start", include_in_schema=False, status_code=200)
@@ -233,6 +266,7 @@ ROUTES = [
     status,
     model_panel,
     model_action,
+    drift_panel,
     stream_start,
     stream_stop,
     stream_events,

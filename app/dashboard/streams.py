@@ -24,6 +24,21 @@ from app.dashboard.readings import Injected, ReadingSampler
 log = logging.getLogger("gridscore.dashboard")
 
 WINDOW = 200
+FLAGGED_SHOWN = 5  # the latest flagged readings listed under the chart, with why
+
+
+@dataclass(frozen=True)
+class Flagged:
+    """A flagged reading as the list under the chart shows it."""
+
+    tick: int
+    reading: dict[str, float]
+    score: float
+    out_of_range: list[str]
+    top_feature: str
+    attribution: dict[str, float]
+
+
 Render = Callable[[str, Mapping[str, Any]], str]
 
 
@@ -60,6 +75,7 @@ class Stream:
     window: deque[Point] = field(default_factory=lambda: deque(maxlen=WINDOW))
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     served: deque[str] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    flagged: deque[Flagged] = field(default_factory=lambda: deque(maxlen=FLAGGED_SHOWN))
     pending: list[Injected] = field(default_factory=list)
     tick: int = 0
     readings_total: int = 0
@@ -78,6 +94,8 @@ class Stream:
             "tick": self.tick,
             "params": self.params,
             "chart": readings_chart(list(self.window), WINDOW, features),
+            "flagged": list(reversed(self.flagged)),
+            "feature_names": [name for name, _ in features],
             "bars": served_by_bars(dict(Counter(self.served))),
             "window_anomaly_rate": flagged / len(self.window) if self.window else 0.0,
             "window_anomalies": flagged,
@@ -97,6 +115,7 @@ class Stream:
             names = [f.name for f in model.features]
             if self.sampler is not None and names != [f.name for f in self.sampler.features]:
                 self.window.clear()
+                self.flagged.clear()
             self.sampler = ReadingSampler(model.features)
             self.digest = model.digest
         return self.sampler
@@ -123,6 +142,17 @@ class Stream:
                         tuple(prediction.out_of_range),
                     )
                 )
+                if prediction.anomaly:
+                    self.flagged.append(
+                        Flagged(
+                            self.tick,
+                            reading,
+                            prediction.score,
+                            prediction.out_of_range,
+                            prediction.top_feature,
+                            prediction.attribution,
+                        )
+                    )
             self.latencies.append(scored.latency_s)
             self.served.append(scored.response.served_by)
             self.readings_total += len(readings)

@@ -92,11 +92,13 @@ def test_custom_bound_changes_the_verdict_and_health_says_custom(settings: Setti
     custom, health, _ = _predict(custom_settings, [reading])
     assert health["envelope"]["source"] == "custom"
     assert health["envelope"]["bounds"]["voltage"][1] == 235.0
-    assert custom["predictions"][0] == {
+    flagged = custom["predictions"][0]
+    assert {k: flagged[k] for k in ("anomaly", "score", "out_of_range")} == {
         "anomaly": True,
         "score": trained["predictions"][0]["score"],
         "out_of_range": ["voltage_high"],
     }
+    assert set(flagged["attribution"]) == {"voltage", "current", "frequency"}
 
 
 def test_en50160_preset_widens_voltage_and_keeps_trained_current(settings: Settings) -> None:

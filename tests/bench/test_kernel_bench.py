@@ -24,9 +24,16 @@ def test_quick_kernel_benchmark_writes_json_table_and_plot(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
-    assert {"date", "machine", "versions", "command", "backends", "guard_overhead"} <= set(report)
+    assert {"date", "machine", "versions", "command", "backends"} <= set(report)
+    assert {"guard_overhead", "attribution_overhead"} <= set(report)
     names = [b["backend"] for b in report["backends"]]
-    assert names == ["sklearn", "onnx-stock", "onnx-gridscore", "onnx-gridscore-guarded"]
+    assert names == [
+        "sklearn",
+        "onnx-stock",
+        "onnx-gridscore",
+        "onnx-gridscore-guarded",
+        "onnx-gridscore-served",
+    ]
     for backend in report["backends"]:
         assert backend["parity"]["holds"], backend
         for timing in backend["timings"]:
@@ -38,11 +45,18 @@ def test_quick_kernel_benchmark_writes_json_table_and_plot(tmp_path: Path) -> No
     assert "median us" in done.stdout
     svg = out.with_suffix(".svg").read_text()
     assert svg.startswith("<svg")
-    assert svg.count("<polyline") == 4
-    for batch in ("1", "100"):
-        pair = report["guard_pair"][batch]
-        assert pair["pairs"] >= 5
-        assert report["guard_overhead"][batch] == pair["overhead"]
+    assert svg.count("<polyline") == 5
+    for name, base, variant in (
+        ("guard", "onnx-gridscore", "onnx-gridscore-guarded"),
+        ("attribution", "onnx-gridscore-guarded", "onnx-gridscore-served"),
+    ):
+        for batch in ("1", "100"):
+            pair = report[f"{name}_pair"][batch]
+            assert (pair["base"], pair["variant"]) == (base, variant)
+            assert pair["pairs"] >= 5
+            assert pair["base_median_us"] > 0
+            assert pair["variant_median_us"] > 0
+            assert report[f"{name}_overhead"][batch] == pair["overhead"]
 
 
 def test_input_pool_gives_distinct_batches() -> None:

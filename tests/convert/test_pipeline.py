@@ -47,8 +47,10 @@ def test_graph_is_one_tree_ensemble_node(artifact_path: Path) -> None:
     graph = onnx.load(artifact_path).graph
     ops = [node.op_type for node in graph.node]
     assert ops.count("TreeEnsembleRegressor") == 1
-    # Score: the ensemble and Exp; envelope guard: Less, Greater, Concat.
-    assert ops == ["TreeEnsembleRegressor", "Exp", "Less", "Greater", "Concat"]
+    # The ensemble's targets are the attribution, their sum the score's exponent: ReduceSum,
+    # Exp; the envelope guard: Less, Greater, Concat.
+    assert ops == ["TreeEnsembleRegressor", "ReduceSum", "Exp", "Less", "Greater", "Concat"]
+    assert [o.name for o in graph.output] == ["score", "attribution", "breach"]
 
 
 def test_parity_with_sklearn_on_a_fresh_set(trained_model: object, artifact_path: Path) -> None:

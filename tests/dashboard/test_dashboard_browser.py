@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
+from app.dashboard.readings import ReadingSampler
+from app.schemas import ModelResponse
 from tests.support.browser import Page, wait_for_tick
 from tests.support.servers import RunningServer, free_port, gridscore_serve
 
@@ -56,7 +60,7 @@ def test_page_loads_streams_and_stops(
 
 
 def test_injected_extreme_reading_is_marked_and_counted(
-    page: Page, dashboard: RunningServer
+    page: Page, dashboard: RunningServer, api: RunningServer
 ) -> None:
     page.page.goto(dashboard.url)
     page.page.fill("#stream-form input[name=anomaly_rate]", "0")
@@ -73,6 +77,98 @@ def test_injected_extreme_reading_is_marked_and_counted(
     )
     assert marker is not None
     assert int(page.page.inner_text("#anomalies-total")) > before
+    # The verdict line names the feature the forest credits most, with a bar of the shares;
+    # the stream lists the reading among its latest flagged ones, with the same two.
+    features = [f["name"] for f in httpx.get(f"{api.url}/model").json()["features"]]
+    assert page.page.inner_text("#inject-top-feature") in features
+    assert page.page.locator("#inject-result svg.share-bar rect").count() >= 1
+    flagged = page.page.wait_for_selector("#flagged tbody tr", timeout=2000)
+    assert flagged.get_attribute("data-top-feature") in features
+    assert flagged.query_selector("svg.share-bar rect") is not None
+    assert page.errors == []
+
+
+def _bar_shares(row: Any) -> dict[str, float]:
+    """A share bar's segments, as fractions of its width."""
+    svg = row.query_selector("svg.share-bar")
+    width = float(svg.get_attribute("width"))
+    return {
+        rect.get_attribute("data-feature"): float(rect.get_attribute("width")) / width
+        for rect in svg.query_selector_all("rect")
+    }
+
+
+def test_generated_batch_says_why_each_flagged_reading_is_flagged(
+    page: Page, dashboard: RunningServer, api: RunningServer
+) -> None:
+    features = [f["name"] for f in httpx.get(f"{api.url}/model").json()["features"]]
+    page.page.goto(dashboard.url)
+    page.page.fill("#stream-form input[name=batch]", "40")
+    page.page.fill("#stream-form input[name=anomaly_rate]", "1")
+    page.page.click("#generate")
+    page.page.wait_for_selector(".batch table")
+    flagged = page.page.query_selector_all(".batch tr.anomaly")
+    assert len(flagged) >= 20  # every reading pushed 4 to 8 standard deviations out
+    for row in flagged:
+        top = row.query_selector(".top-feature").inner_text().split()[0]
+        assert top in features
+        shares = _bar_shares(row)
+        assert set(shares) <= set(features)
+        assert sum(shares.values()) == pytest.approx(1.0, abs=0.01)  # shares sum to 1
+        assert max(shares, key=shares.__getitem__) == top
+    for row in page.page.query_selector_all(".batch tr.normal"):
+        assert row.query_selector("svg.share-bar") is None  # explained only when flagged
+    assert page.errors == []
+
+
+def test_drift_panel_ranks_the_shifted_feature_first(
+    page: Page, dashboard: RunningServer, api: RunningServer
+) -> None:
+    """Nominal readings, then readings with the voltage 8 V higher, scored by the scorer the
+    dashboard watches: its drift panel shows every PSI under 0.1, then voltage on top, over
+    0.25, the others still under 0.1."""
+    model = msgspec.json.decode(httpx.get(f"{api.url}/model").content, type=ModelResponse)
+    volts = [f.name for f in model.features if f.unit == "V"]
+    shifted = "voltage" if "voltage" in volts else volts[0]
+    sampler = ReadingSampler(model.features, seed=5)
+    page.page.goto(dashboard.url)
+    page.page.select_option("#drift-window", "30")
+    page.page.wait_for_selector("#drift-panel svg.psi-bars")
+
+    def post(batches: int, shift: float) -> None:
+        for _ in range(batches):
+            readings = sampler.batch(500, 0.0)
+            for reading in readings:
+                reading[shifted] += shift
+            assert httpx.post(f"{api.url}/predict", json={"readings": readings}).status_code == 200
+
+    def panel() -> dict[str, float]:
+        bars = page.page.query_selector_all("#drift-panel g.psi")
+        return {
+            bar.get_attribute("data-feature"): float(bar.get_attribute("data-psi") or "nan")
+            for bar in bars
+        }
+
+    def wait_for(condition: Any, feed_shift: float) -> dict[str, float]:
+        deadline = time.monotonic() + 30
+        shown: dict[str, float] = {}
+        while time.monotonic() < deadline:
+            post(2, feed_shift)
+            time.sleep(0.5)
+            shown = panel()
+            if len(shown) == len(model.features) and condition(shown):
+                return shown
+        return shown
+
+    nominal = wait_for(lambda psi: int(page.page.inner_text("#drift-readings")) >= 4000, 0.0)
+    assert all(value < 0.1 for value in nominal.values()), nominal
+    after = wait_for(lambda psi: psi[shifted] > 0.25, 8.0)
+    assert after[shifted] > 0.25, after
+    assert all(value < 0.1 for name, value in after.items() if name != shifted), after
+    # Drawn largest first: the shifted feature heads the panel.
+    first = page.page.query_selector("#drift-panel g.psi")
+    assert first.get_attribute("data-feature") == shifted
+    assert first.get_attribute("data-level") == "significant"
     assert page.errors == []
 
 

@@ -8,6 +8,10 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
 from app import docgen
 from app.settings import reference_markdown
 from bench import report
@@ -15,7 +19,8 @@ from tests.support.examples import EXAMPLE_BATCH
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-DOCS = sorted((ROOT / "docs").glob("*.md"))
+DOC_DIR = ROOT / "docs"
+DOCS = sorted(DOC_DIR.glob("*.md"))
 PAGES = [README, *DOCS]
 
 
@@ -108,3 +113,27 @@ def test_readme_example_is_the_example_the_tests_use() -> None:
     body = re.search(r"-d '\n(.*?)'\n```", text, re.S)
     assert body is not None
     assert json.loads(body.group(1)) == EXAMPLE_BATCH
+
+
+@pytest.mark.parametrize("page", [README, DOC_DIR / "api.md"], ids=lambda p: p.name)
+def test_example_response_is_what_the_default_model_answers(
+    page: Path, client: TestClient[Litestar]
+) -> None:
+    shown = re.search(r"```json\n(\{\"predictions\".*?)\n```", page.read_text(), re.S)
+    assert shown is not None, f"no example response in {page.name}"
+    answered = client.post("/predict", json=EXAMPLE_BATCH).json()
+    expected = json.loads(shown.group(1))
+    assert answered["served_by"]  # the one field that differs from machine to machine
+    answered["served_by"] = expected["served_by"]
+    assert _rounded(answered) == _rounded(expected)
+
+
+def _rounded(value: object) -> object:
+    """Floats to 6 significant digits, all the way down: the same on every CPU."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    return value

@@ -40,6 +40,7 @@ def test_ops_check_passes() -> None:
         "compose schema",
         "checkov kubernetes",
         "promtool test rules",
+        "grafana dashboard",
     ):
         assert f"ok    {step}" in done.stdout
 
@@ -75,6 +76,11 @@ BROKEN = {
     "rule test": (
         _replace("prometheus/rules_test.yml", "3% of /predict", "30% of /predict"),
         "promtool test rules",
+    ),
+    # A panel reading a series no rule records (a renamed rule, a typo) shows nothing.
+    "dashboard": (
+        _replace("grafana/gridscore.json", "gridscore:drift_psi:1h", "gridscore:drift_psi:2h"),
+        "grafana dashboard",
     ),
     "compose": (
         _replace("compose.yaml", "stop_grace_period: 20s", "stop_grace_periods: 20s"),

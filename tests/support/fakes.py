@@ -20,18 +20,20 @@ class ExplodingScorer:
 
     features = FEATURES
 
-    def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise RuntimeError("simulated onnxruntime failure")
 
 
 class EchoScorer:
-    """Scores each row with its voltage / 1000 and reports no breach, so tests know the answer."""
+    """Scores each row with its voltage / 1000, reports no breach and puts all attribution on
+    the voltage, so tests know the answer."""
 
     features = FEATURES
 
-    def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         scores = (matrix[:, 0] / 1000.0).astype(np.float32)
-        return scores, np.zeros((len(matrix), 2 * len(FEATURES)), dtype=bool)
+        attribution = np.tile(np.array([1.0, 0.0, 0.0], dtype=np.float32), (len(matrix), 1))
+        return scores, np.zeros((len(matrix), 2 * len(FEATURES)), dtype=bool), attribution
 
 
 def fake_metadata(threshold: float) -> artifact.Metadata:
@@ -90,6 +92,9 @@ def fake_metadata(threshold: float) -> artifact.Metadata:
             roc_auc=None,
             pr_auc=None,
         ),
+        attribution=artifact.AttributionInfo(
+            output="attribution", definition="fake", levels=3, offsets=[0.0] * len(FEATURES)
+        ),
         parity=artifact.ParityReport(
             points=0,
             max_abs_score_diff=0.0,
@@ -100,6 +105,7 @@ def fake_metadata(threshold: float) -> artifact.Metadata:
             by_kind={},
         ),
         histograms={},
+        drift={},
         versions={},
         created_at="",
     )

@@ -1,0 +1,92 @@
+"""Drift: how the served readings spread over fixed bins, against how the training rows did.
+
+Each artifact carries, per feature, nine decile edges of its training rows (ten bins, the
+first open below and the last above) and the share of training rows in each bin. The scorer
+counts the readings it scores into the same bins (``drift_readings_total{feature,bin,model}``)
+and exports the training shares beside them (``drift_training_share{feature,bin,model}``);
+Prometheus recording rules turn the two into a Population Stability Index per feature over any
+window, summed over every worker and pod (ops/prometheus/rules.yml). Both carry the model's
+short digest because each model has its own edges: during a rollout, when pods serve two
+models, counts are summed only with counts over the same edges.
+
+Counting costs a request nothing but appending its matrix to a list: once a second (or when
+many rows wait) the rows are binned together, one ``searchsorted`` per feature, and the counts
+added to the counters. A process that dies loses at most that second of counts, which a
+distribution over minutes does not notice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from app.metrics import Metrics
+
+if TYPE_CHECKING:
+    from app.holder import LoadedModel
+
+FLUSH_S = 1.0
+FLUSH_ROWS = 200_000  # bin sooner when this many rows wait
+
+
+class DriftRecorder:
+    """The drift counts of one process."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self._pending: list[tuple[LoadedModel, np.ndarray]] = []
+        self._rows = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._exported: str = ""  # digest whose training shares are exported
+
+    def offer(self, model: LoadedModel, matrix: np.ndarray) -> None:
+        """Count ``matrix``'s readings (scored by ``model``) at the next flush."""
+        self._pending.append((model, matrix))
+        self._rows += len(matrix)
+        if self._rows >= FLUSH_ROWS:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = asyncio.get_running_loop().call_later(0, self.flush)
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+
+    def export_training(self, model: LoadedModel) -> None:
+        """Set ``drift_training_share`` to ``model``'s training shares."""
+        if model.digest == self._exported:
+            return
+        share = self.metrics.drift_training_share
+        short = model.digest[:12]
+        for feature, bins in model.metadata.drift.items():
+            for index, value in enumerate(bins.shares):
+                share.labels(feature, str(index), short).set(value)
+        self._exported = model.digest
+
+    def flush(self) -> None:
+        pending, self._pending, self._rows, self._timer = self._pending, [], 0, None
+        by_model: dict[str, tuple[LoadedModel, list[np.ndarray]]] = {}
+        for model, matrix in pending:
+            by_model.setdefault(model.digest, (model, []))[1].append(matrix)
+        counter = self.metrics.drift_readings
+        for model, matrices in by_model.values():
+            self.export_training(model)
+            short = model.digest[:12]
+            rows = matrices[0] if len(matrices) == 1 else np.concatenate(matrices)
+            for index, feature in enumerate(model.features):
+                bins = model.metadata.drift.get(feature)
+                if bins is None:
+                    continue
+                edges = np.asarray(bins.edges, dtype=np.float64)
+                slot = np.searchsorted(edges, rows[:, index], side="right")
+                counts = np.bincount(slot, minlength=len(edges) + 1).tolist()
+                for bin_index, count in enumerate(counts):
+                    if count:
+                        counter.labels(feature, str(bin_index), short).inc(count)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._pending:
+            self.flush()
