@@ -86,6 +86,20 @@ class RunningStats:
     def std(self) -> np.ndarray:
         return np.sqrt(self.m2 / self.count) if self.count else np.zeros(self.width)
 
+    def summaries(self, features: tuple[str, ...]) -> dict[str, FeatureSummary]:
+        """The report's per-feature figures, columns named in order."""
+        std = self.std()
+        return {
+            name: FeatureSummary(
+                count=self.count,
+                min=float(self.low[i]),
+                max=float(self.high[i]),
+                mean=float(self.mean[i]),
+                std=float(std[i]),
+            )
+            for i, name in enumerate(features)
+        }
+
 
 @dataclass
 class Reservoir:
@@ -275,7 +289,6 @@ def ingest(path: Path, options: IngestOptions) -> Ingested:
             f"{stats.count} usable normal rows in {path.name}; at least {options.min_rows} "
             "are needed (--min-rows)"
         )
-    std = stats.std()
     for index, name in enumerate(features):
         if stats.high[index] == stats.low[index]:
             raise DataError(
@@ -292,16 +305,7 @@ def ingest(path: Path, options: IngestOptions) -> Ingested:
         labelled_anomalies=labelled,
         timestamp_column=timestamp,
         label_column=label,
-        features={
-            name: FeatureSummary(
-                count=stats.count,
-                min=float(stats.low[i]),
-                max=float(stats.high[i]),
-                mean=float(stats.mean[i]),
-                std=float(std[i]),
-            )
-            for i, name in enumerate(features)
-        },
+        features=stats.summaries(features),
         sample_rows=len(normal),
         seed=options.seed,
     )
@@ -317,7 +321,6 @@ def synthetic_report(matrix: np.ndarray, features: tuple[str, ...], seed: int) -
     """The report of the built-in synthetic data (no file, nothing dropped)."""
     stats = RunningStats(len(features))
     stats.update(matrix)
-    std = stats.std()
     return DataReport(
         source="synthetic",
         format="synthetic",
@@ -328,16 +331,7 @@ def synthetic_report(matrix: np.ndarray, features: tuple[str, ...], seed: int) -
         labelled_anomalies=0,
         timestamp_column="",
         label_column="",
-        features={
-            name: FeatureSummary(
-                count=len(matrix),
-                min=float(stats.low[i]),
-                max=float(stats.high[i]),
-                mean=float(stats.mean[i]),
-                std=float(std[i]),
-            )
-            for i, name in enumerate(features)
-        },
+        features=stats.summaries(features),
         sample_rows=len(matrix),
         seed=seed,
     )

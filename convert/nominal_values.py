@@ -33,24 +33,23 @@ def nominal_info(
 ) -> NominalInfo:
     voltages: dict[str, float] = {}
     frequencies: dict[str, float] = {}
+    # unit -> (the value given, the standard values, where a feature's nominal value goes)
+    kinds = {
+        "V": (voltage, STANDARD_VOLTAGES, voltages, "voltage"),
+        "Hz": (frequency, STANDARD_FREQUENCIES, frequencies, "frequency"),
+    }
     notes = []
     for name, unit in zip(features, units, strict=True):
+        if unit not in kinds:
+            continue
+        given, standards, found, word = kinds[unit]
         mean = summaries[name].mean
-        if unit == "V":
-            value = voltage if voltage is not None else _nearest(mean, STANDARD_VOLTAGES)
-            given = "given" if voltage is not None else "nearest standard value to the mean"
-            if value is not None:
-                voltages[name] = value
-                notes.append(f"{name} {value:g} V ({given}, mean {mean:.4g})")
-            else:
-                notes.append(f"{name}: no standard voltage within 10 % of its mean {mean:.4g}")
-        elif unit == "Hz":
-            value = frequency if frequency is not None else _nearest(mean, STANDARD_FREQUENCIES)
-            given = "given" if frequency is not None else "nearest standard value to the mean"
-            if value is not None:
-                frequencies[name] = value
-                notes.append(f"{name} {value:g} Hz ({given}, mean {mean:.4g})")
-            else:
-                notes.append(f"{name}: no standard frequency within 10 % of its mean {mean:.4g}")
+        value = given if given is not None else _nearest(mean, standards)
+        how = "given" if given is not None else "nearest standard value to the mean"
+        if value is not None:
+            found[name] = value
+            notes.append(f"{name} {value:g} {unit} ({how}, mean {mean:.4g})")
+        else:
+            notes.append(f"{name}: no standard {word} within 10 % of its mean {mean:.4g}")
     derivation = "; ".join(notes) if notes else "no feature in V or Hz (--units)"
     return NominalInfo(voltage=voltages, frequency=frequencies, derivation=derivation)
