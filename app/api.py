@@ -1,4 +1,4 @@
-"""The scoring API's routes: /predict, /health, /live, /model, /metrics.
+"""The scoring API's routes: /predict, /health, /live, /model, /metrics, and the v2 routes.
 
 The handlers are built per app by ``api_part``: the request schema follows the artifact's
 features, and what every request needs (the holder, the metrics, the limits) is bound once in
@@ -21,9 +21,10 @@ from app.admin import admin_router
 from app.admission import Admission
 from app.decoding import RequestCodec
 from app.drift import DriftRecorder
-from app.endpoint import ScoringEndpoint
+from app.endpoint import ScoringEndpoint, ScoringProtocol, scoring_executor
 from app.gctune import GcPauses
 from app.holder import LoadedModel, ModelHolder, Status
+from app.infer_v2 import INFER_PATH, VERSIONED_INFER_PATH, InferV2
 from app.metrics import Metrics, middleware_factory
 from app.openapi import predict_operation
 from app.parts import Part, ScoringRoute
@@ -41,6 +42,7 @@ from app.settings import Settings
 from app.shadow import Shadow
 from app.signals import on_stop_signal
 from app.swap import ModelSwitcher, SwapRefused
+from app.v2_routes import V2Handlers, infer_operations, infer_route
 
 log = logging.getLogger("gridscore.api")
 
@@ -124,7 +126,7 @@ def health_handler(
     return health
 
 
-def model_profile(model: LoadedModel) -> ModelResponse:
+def model_profile(model: LoadedModel, v2_name: str = "") -> ModelResponse:
     meta = model.metadata
     bounds = model.envelope.bounds()
     return ModelResponse(
@@ -149,10 +151,11 @@ def model_profile(model: LoadedModel) -> ModelResponse:
         calibration=meta.calibration,
         training_rows=meta.training.rows,
         data_source=meta.data.source,
+        v2_name=v2_name,
     )
 
 
-def model_handler(holder: ModelHolder) -> Any:
+def model_handler(holder: ModelHolder, v2_name: str) -> Any:
     @get(
         "/model",
         summary="The served model: features, units, training distribution, calibration",
@@ -160,7 +163,7 @@ def model_handler(holder: ModelHolder) -> Any:
         responses={503: ResponseSpec(data_container=ErrorBody, description="No model loaded.")},
     )
     def model_info() -> ModelResponse:
-        return model_profile(holder.ready())
+        return model_profile(holder.ready(), v2_name)
 
     return model_info
 
@@ -231,8 +234,23 @@ def api_part(
     shadow = Shadow(metrics, limits.inline_rows)
     drift = DriftRecorder(metrics)
     switcher = ModelSwitcher(holder, settings, metrics, shadow, on_activate=[note_model])
-    predict = ScoringEndpoint(
-        PredictJson(codec, served_by), holder, metrics, limits, admission, shadow, drift
+    executor = scoring_executor()
+
+    def scoring(protocol: ScoringProtocol) -> ScoringEndpoint:
+        """An endpoint of the one scoring path: same admission, model, metrics, executor."""
+        return ScoringEndpoint(
+            protocol, holder, metrics, limits, admission, shadow, drift, executor
+        )
+
+    predict = scoring(PredictJson(codec, served_by))
+    served_name = settings.model.served_name
+    infer = scoring(InferV2(INFER_PATH, served_name, holder, codec.features, served_by))
+    infer_version = scoring(
+        InferV2(VERSIONED_INFER_PATH, served_name, holder, codec.features, served_by)
+    )
+    v2_paths, v2_components = infer_operations(served_name, len(codec.features), limits.max_batch)
+    predict_item, predict_components = predict_operation(
+        codec.request_type, PREDICT_ERRORS, PREDICT_DESCRIPTION
     )
 
     gc_pauses = GcPauses(metrics.gc_pause)
@@ -253,15 +271,19 @@ def api_part(
         # Only the API's own routes are measured: dashboard pages and streams are not scoring.
         # The scoring endpoint counts its own requests, refusals included.
         routers=[
-            Router(path="/", route_handlers=[predict_route(predict)]),
+            Router(
+                path="/",
+                route_handlers=[predict_route(predict), infer_route(infer, served_name)],
+            ),
             Router(
                 path="/",
                 route_handlers=[
                     health_handler(holder, served_by, switcher),
                     live,
-                    model_handler(holder),
+                    model_handler(holder, served_name),
                     metrics_handler(metrics, settings.server.instance_name()),
                     admin_router(switcher, limits.admin_keys, limits.api_keys, served_by),
+                    *V2Handlers(holder, served_name).routes(),
                 ],
                 middleware=[middleware_factory(metrics)],
             ),
@@ -272,7 +294,17 @@ def api_part(
             ScoringRoute(
                 "/predict",
                 predict,
-                *predict_operation(codec.request_type, PREDICT_ERRORS, PREDICT_DESCRIPTION),
-            )
+                predict_item,
+                predict_components,
+                front_door=("/predict",),
+            ),
+            ScoringRoute(
+                INFER_PATH,
+                infer,
+                v2_paths[INFER_PATH],
+                v2_components,
+                front_door=(f"/v2/models/{served_name}/infer",),
+            ),
+            ScoringRoute(VERSIONED_INFER_PATH, infer_version, v2_paths[VERSIONED_INFER_PATH], {}),
         ],
     )

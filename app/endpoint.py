@@ -95,6 +95,11 @@ def verdicts_for(
     )
 
 
+def scoring_executor() -> ThreadPoolExecutor:
+    """The one thread a process scores big batches on, off the event loop."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridscore-score")
+
+
 class ScoringEndpoint:
     """Serves one scoring route (see the module docstring)."""
 
@@ -107,6 +112,7 @@ class ScoringEndpoint:
         admission: Admission,
         shadow: Shadow | None = None,
         drift: DriftRecorder | None = None,
+        executor: ThreadPoolExecutor | None = None,
     ) -> None:
         self.protocol = protocol
         self.holder = holder
@@ -117,8 +123,9 @@ class ScoringEndpoint:
         self.max_body = limits.max_body_bytes
         self.max_batch = limits.max_batch
         self.inline_rows = limits.inline_rows
-        # Big batches score off the event loop, one at a time: onnxruntime has one thread.
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridscore-score")
+        # Big batches score off the event loop, one at a time: onnxruntime has one thread
+        # (the process's scoring routes share this executor).
+        self.executor = executor or scoring_executor()
         # Label children bound once, each when its status first occurs (a series appears in
         # /metrics when it has happened, as everywhere else).
         self._counted: dict[int, Any] = {}

@@ -8,6 +8,7 @@ where the dashboard talks to its own API over loopback).
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from app.metrics import Metrics
 
 
-SCORING_ENDPOINTS = "gridscore.scoring_endpoints"  # app.state key: path -> ASGI endpoint
+SCORING_ENDPOINTS = "gridscore.scoring_endpoints"  # app.state key: (path, endpoint, exact paths)
 
 
 def served_by(settings: Settings) -> str:
@@ -58,28 +59,50 @@ def assemble(settings: Settings, parts: list[Part]) -> Litestar:
         debug=False,
         **options,
     )
-    app.state[SCORING_ENDPOINTS] = {
-        route.path: route.endpoint for part in parts for route in part.scoring_routes
-    }
+    app.state[SCORING_ENDPOINTS] = [
+        (route.path, route.endpoint, route.front_door)
+        for part in parts
+        for route in part.scoring_routes
+    ]
     return app
 
 
 class FrontDoor:
     """The served app: scoring paths straight to their endpoint, everything else to Litestar.
 
-    Litestar routes to the scoring endpoints too (in-process tests use that), but its routing
-    and exception middleware cost ~13 µs a request that the endpoints, which answer every
-    error themselves, do not need (docs/benchmarks.md). Lifespan, every other path and every
-    other scope type go to Litestar unchanged.
+    Litestar routes to some scoring endpoints too (in-process tests use that), but its
+    routing and exception middleware cost ~13 µs a request that the endpoints, which answer
+    every error themselves, do not need (docs/benchmarks.md). Exact paths (``/predict``, the
+    served model's v2 infer path) are one dict lookup; templated ones
+    (``/v2/models/{model}/versions/{version}/infer``) a regular expression each, tried only
+    for paths under their fixed prefix. Lifespan, every other path and every other scope
+    type go to Litestar unchanged.
     """
 
     def __init__(self, app: Litestar) -> None:
         self.app = app
-        self.endpoints: dict[str, Any] = dict(app.state.get(SCORING_ENDPOINTS, {}))
+        self.endpoints: dict[str, Any] = {}
+        self.templated: list[tuple[str, re.Pattern[str], Any]] = []
+        for path, endpoint, exact in app.state.get(SCORING_ENDPOINTS, []):
+            for alias in exact:
+                self.endpoints[alias] = endpoint
+            if "{" in path:
+                prefix = path[: path.index("{")]
+                # Each {parameter} is one path segment.
+                pattern = re.compile(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)) + "$")
+                self.templated.append((prefix, pattern, endpoint))
+            else:
+                self.endpoints[path] = endpoint
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            endpoint = self.endpoints.get(scope["path"])
+            path = scope["path"]
+            endpoint = self.endpoints.get(path)
+            if endpoint is None:
+                for prefix, pattern, candidate in self.templated:
+                    if path.startswith(prefix) and pattern.match(path):
+                        endpoint = candidate
+                        break
             if endpoint is not None:
                 await endpoint(scope, receive, send)
                 return

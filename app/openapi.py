@@ -9,6 +9,7 @@ reading) and added to every rendering of the document (JSON, YAML and the browsa
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -27,35 +28,56 @@ from app.schemas import ErrorBody, PredictResponse
 REF = "#/components/schemas/{name}"
 
 
-def predict_operation(request_type: type, errors: dict[int, str], description: str) -> Any:
-    """``POST /predict``: its path item and the component schemas it refers to."""
-    (request, response, error), components = msgspec.json.schema_components(
-        [request_type, PredictResponse, ErrorBody], ref_template=REF
-    )
+def scoring_operation(
+    *,
+    summary: str,
+    description: str,
+    operation_id: str,
+    schemas: Sequence[Any],
+    errors: dict[int, str],
+    ok: str,
+    parameters: list[dict[str, Any]] | None = None,
+    tags: list[str] | None = None,
+) -> dict[str, Any]:
+    """A scoring route's POST operation: a JSON request, a JSON answer, and every error
+    status with its description and the protocol's error schema."""
+    request, response, error = schemas
     responses: dict[str, Any] = {
-        "200": {
-            "description": "Verdicts in request order.",
-            "content": {"application/json": {"schema": response}},
-        }
+        "200": {"description": ok, "content": {"application/json": {"schema": response}}}
     }
     for status, text in errors.items():
         responses[str(status)] = {
             "description": text,
             "content": {"application/json": {"schema": error}},
         }
-    path_item = {
-        "post": {
-            "summary": "Score a batch of readings",
-            "description": description,
-            "operationId": "Predict",
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": request}},
-            },
-            "responses": responses,
-            "deprecated": False,
-        }
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "description": description,
+        "operationId": operation_id,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
+        "responses": responses,
+        "deprecated": False,
     }
+    if parameters:
+        operation["parameters"] = parameters
+    if tags:
+        operation["tags"] = tags
+    return {"post": operation}
+
+
+def predict_operation(request_type: type, errors: dict[int, str], description: str) -> Any:
+    """``POST /predict``: its path item and the component schemas it refers to."""
+    schemas, components = msgspec.json.schema_components(
+        [request_type, PredictResponse, ErrorBody], ref_template=REF
+    )
+    path_item = scoring_operation(
+        summary="Score a batch of readings",
+        description=description,
+        operation_id="Predict",
+        schemas=schemas,
+        errors=errors,
+        ok="Verdicts in request order.",
+    )
     return path_item, components
 
 

@@ -15,10 +15,12 @@ class ScoringRoute:
     """A scoring route: its ASGI endpoint, and its OpenAPI path item and component schemas
     (Litestar describes only its own handlers)."""
 
-    path: str
+    path: str  # as the OpenAPI document names it (a template for the v2 routes)
     endpoint: Any
     path_item: Any
     components: dict[str, Any]
+    # Exact request paths the front door sends straight to ``endpoint``, past Litestar.
+    front_door: tuple[str, ...] = ()
 
 
 @dataclass

@@ -26,6 +26,17 @@ def feature_matrix(readings: list[Any], features: tuple[str, ...]) -> np.ndarray
     return flat.reshape(len(readings), len(features))
 
 
+def attribution_shares(verdicts: Verdicts, rows: np.ndarray | None = None) -> np.ndarray:
+    """The attribution of ``rows`` (all rows when None) as shares that sum to 1 (float64)."""
+    # The graph's output less the node's base values is a positive multiple of A.
+    offsets = np.asarray(verdicts.model.metadata.attribution.offsets)
+    attribution = verdicts.attribution if rows is None else verdicts.attribution[rows]
+    raw = attribution.astype(np.float64) - offsets
+    totals = raw.sum(axis=1, keepdims=True)
+    shares: np.ndarray = np.divide(raw, totals, out=np.zeros_like(raw), where=totals > 0)
+    return shares
+
+
 def build_response(verdicts: Verdicts, served_by: str, explain: str = "flagged") -> PredictResponse:
     """Predictions in request order; ``out_of_range`` named only on rows with a breach, and
     the attribution on the rows ``explain`` asks for (flagged, all or none)."""
@@ -44,11 +55,7 @@ def build_response(verdicts: Verdicts, served_by: str, explain: str = "flagged")
         explained = np.empty(0, dtype=np.int64)
     if len(explained):
         features = verdicts.model.features
-        # The graph's output less the node's base values is a positive multiple of A.
-        offsets = np.asarray(verdicts.model.metadata.attribution.offsets)
-        raw = verdicts.attribution[explained].astype(np.float64) - offsets
-        totals = raw.sum(axis=1, keepdims=True)
-        shares = np.divide(raw, totals, out=np.zeros_like(raw), where=totals > 0)
+        shares = attribution_shares(verdicts, explained)
         tops = shares.argmax(axis=1).tolist()
         for row, row_shares, top in zip(explained.tolist(), shares.tolist(), tops, strict=True):
             given = predictions[row]

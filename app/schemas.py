@@ -156,6 +156,8 @@ class ModelResponse(msgspec.Struct):
     calibration: CalibrationSummary
     training_rows: int
     data_source: str
+    # Its name on the Open Inference Protocol routes: /v2/models/{v2_name}/infer.
+    v2_name: str = ""
 
 
 class ErrorBody(msgspec.Struct, omit_defaults=True):

@@ -8,6 +8,7 @@ docs/configuration.md from it, so the two cannot drift (a test checks the page i
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -40,6 +41,21 @@ def choice(*allowed: str) -> Parser:
         if raw not in allowed:
             raise SettingsError(f"{name} must be {', '.join(allowed)}, got {raw!r}")
         return raw
+
+    return parse
+
+
+def path_segment() -> Parser:
+    """A name that sits in a URL path as one segment (letters, digits, ``.``, ``_``, ``-``)."""
+
+    def parse(env: Mapping[str, str], name: str, default: Any) -> Any:
+        raw = env.get(name, "").strip()
+        if raw and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", raw):
+            raise SettingsError(
+                f"{name} must be letters, digits, '.', '_' or '-' (one URL path segment), "
+                f"got {raw!r}"
+            )
+        return raw or default
 
     return parse
 
@@ -195,6 +211,14 @@ class ModelSettings:
     name: str = setting(
         "MODEL_NAME", "gridscore-iforest", "artifact name before the digest", text()
     )
+    v2_name: str = setting(
+        "V2_MODEL_NAME",
+        "",
+        "the model's name on the Open Inference Protocol routes (`/v2/models/{name}/infer`); "
+        "KServe passes the InferenceService's name",
+        path_segment(),
+        shown="(`MODEL_NAME`)",
+    )
     digest: str = setting(
         "MODEL_DIGEST",
         "",
@@ -246,6 +270,12 @@ class ModelSettings:
         text(lower=True),
         shown="(off)",
     )
+
+    @property
+    def served_name(self) -> str:
+        """The name clients of the v2 routes use for the model."""
+        return self.v2_name or self.name
+
     intra_op_threads: int = setting(
         "ORT_INTRA_OP_THREADS", 1, "onnxruntime intra-op threads per process", integer(minimum=1)
     )

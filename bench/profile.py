@@ -71,7 +71,7 @@ def shares(speedscope: dict[str, Any]) -> dict[str, float]:
 
 def profile(model_dir: Path, seconds: float, source: Path | None, workdir: Path) -> dict[str, Any]:
     body = workdir / "batch-1.json"
-    body.write_bytes(loadgen.make_bodies(1, 1, 7, 0.0)[0])
+    body.write_bytes(loadgen.make_bodies(1, 1, 7, 0.0)[0].content)
     with serving.gridscore_serve(
         model_dir, workdir, command="api", source=source, WORKERS="1", LOG_LEVEL="warning"
     ) as server:

@@ -130,7 +130,7 @@ def http_floor(
     bodies = {}
     for batch in BATCHES:
         bodies[batch] = workdir / f"batch-{batch}.json"
-        bodies[batch].write_bytes(loadgen.make_bodies(batch, 1, 7, 0.0)[0])
+        bodies[batch].write_bytes(loadgen.make_bodies(batch, 1, 7, 0.0)[0].content)
     bare = [
         sys.executable, "-m", "uvicorn", "bench.bare_asgi:app", "--loop", "uvloop",
         "--http", "app.server:NoDelayHttpToolsProtocol", "--log-level", "warning",
@@ -173,7 +173,7 @@ def gc_comparison(model_dir: Path, seconds: float) -> dict[str, Any]:
         bodies = {}
         for batch in (1, 100):
             bodies[batch] = Path(tmp) / f"batch-{batch}.json"
-            bodies[batch].write_bytes(loadgen.make_bodies(batch, 1, 7, 0.0)[0])
+            bodies[batch].write_bytes(loadgen.make_bodies(batch, 1, 7, 0.0)[0].content)
         for freeze in ("0", "1"):
             with serving.gridscore_serve(
                 model_dir, Path(tmp), command="api", WORKERS="1", GC_FREEZE=freeze
@@ -236,7 +236,7 @@ def shadow_comparison(model_dir: Path, seconds: float, rounds: int) -> dict[str,
         for path in model_dir.glob(f"{live.stem}.*"):
             shutil.copy(path, models)
         body = Path(tmp) / "batch-1.json"
-        body.write_bytes(loadgen.make_bodies(1, 1, 7, 0.0)[0])
+        body.write_bytes(loadgen.make_bodies(1, 1, 7, 0.0)[0].content)
         pinned = live.stem.rsplit("-", 1)[-1]
         for _ in range(rounds):
             for name, shadow in (("shadow_off", ""), ("shadow_on", candidate[:12])):

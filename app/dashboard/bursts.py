@@ -13,7 +13,15 @@ from typing import Any
 from app.dashboard.charts import served_by_bars
 from app.dashboard.forms import ParamError, form_flag, form_number
 from app.dashboard.loadrun import LoadRun, LoadSpec
-from app.schemas import FeatureInfo
+from app.dashboard.v2_requests import PROTOCOLS, infer_path
+from app.schemas import ModelResponse
+
+# The select on the page: value, label.
+BURST_PROTOCOLS = (
+    ("predict", "/predict (JSON readings)"),
+    ("v2-json", "v2 infer, JSON tensor"),
+    ("v2-binary", "v2 infer, binary tensor"),
+)
 
 
 class BurstRefused(RuntimeError):
@@ -70,7 +78,7 @@ class BurstRunner:
     """Starts bursts against the configured backend only; refuses a second while one runs."""
 
     def __init__(self, backend_url: str, limits: BurstLimits, api_key: str = "") -> None:
-        self.predict_url = f"{backend_url.rstrip('/')}/predict"
+        self.base_url = backend_url.rstrip("/")
         self.headers = (("X-API-Key", api_key),) if api_key else ()
         self.limits = limits
         self.current: Burst | None = None
@@ -78,15 +86,20 @@ class BurstRunner:
 
     def _spec(self, kind: str, form: Mapping[str, str]) -> LoadSpec:
         limits = self.limits
-        # Whatever the form says, the target, the time bound and the key come from here.
+        protocol = str(form.get("protocol", "") or "predict")
+        if protocol not in PROTOCOLS:
+            raise ParamError(f"protocol must be one of {', '.join(PROTOCOLS)}")
+        # Whatever the form says, the target, the time bound and the key come from here;
+        # the v2 path is completed with the served model's name once it is known.
         spec = partial(
             LoadSpec,
-            self.predict_url,
+            f"{self.base_url}/predict",
             int(form_number(form, "batch", 1, 1, limits.max_batch)),
             duration=limits.max_seconds,
             new_connection=form_flag(form, "new_connection"),
             timeout=5.0,
             headers=self.headers,
+            protocol=protocol,
         )
         if kind == "concurrent":
             requests = int(form_number(form, "requests", 200, 1, limits.max_requests))
@@ -102,17 +115,20 @@ class BurstRunner:
         self,
         kind: str,
         form: Mapping[str, str],
-        describe: Callable[[], Awaitable[list[FeatureInfo]]] | None = None,
+        describe: Callable[[], Awaitable[ModelResponse]] | None = None,
     ) -> Burst:
-        """Check the form against the limits, then ask ``describe`` for the served model's
-        features (so the readings carry them), then start the burst."""
+        """Check the form against the limits, then ask ``describe`` for the served model
+        (the readings carry its features; the v2 path names it), then start the burst."""
         if self.current is not None and not self.current.done:
             raise BurstRefused(
                 f"burst #{self.current.id} is still running; one burst at a time per dashboard"
             )
         spec = self._spec(kind, form)
         if describe is not None:
-            spec = replace(spec, features=tuple(await describe()))
+            model = await describe()
+            spec = replace(spec, features=tuple(model.features))
+            if spec.protocol != "predict":
+                spec = replace(spec, url=self.base_url + infer_path(model.v2_name))
         if self.current is not None and not self.current.done:  # started while we asked
             raise BurstRefused(
                 f"burst #{self.current.id} is still running; one burst at a time per dashboard"

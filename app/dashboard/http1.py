@@ -2,7 +2,8 @@
 
 httpx spends a few hundred microseconds of Python per request, which would swamp the latency of
 a sub-millisecond scorer; this client writes a prebuilt request and reads a Content-Length
-response, nothing else. It speaks just enough HTTP for gridscore's JSON endpoints.
+response, nothing else. It speaks just enough HTTP for gridscore's endpoints (JSON, and v2's
+binary tensors).
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def build_request(
         *(f"{name}: {value}" for name, value in headers),
     ]
     if body or method == "POST":
-        head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        if not any(name.lower() == "content-type" for name, _ in headers):
+            head.append("Content-Type: application/json")
+        head.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
@@ -55,6 +58,7 @@ class Response:
     body: bytes
     keep_alive: bool
     instance: str = ""  # X-Instance: the scorer pod whose /metrics these are
+    json_length: int | None = None  # Inference-Header-Content-Length: JSON before binary
 
 
 class StaleConnection(ConnectionError):
@@ -97,7 +101,7 @@ class Connection:
             status = int(lines[0].split(" ", 2)[1])
         except (IndexError, ValueError):
             raise ProtocolError(f"bad status line {lines[0]!r}") from None
-        length, keep_alive, instance = 0, True, ""
+        length, keep_alive, instance, json_length = 0, True, "", None
         for line in lines[1:]:
             name, _, value = line.partition(":")
             name = name.strip().lower()
@@ -107,12 +111,14 @@ class Connection:
                 keep_alive = False
             elif name == "x-instance":
                 instance = value.strip()
+            elif name == "inference-header-content-length":
+                json_length = int(value)
             elif name == "transfer-encoding":
                 raise ProtocolError("chunked responses are not supported")
         body = await self.reader.readexactly(length) if length else b""
         if not keep_alive:
             await self.close()
-        return Response(status, body, keep_alive, instance)
+        return Response(status, body, keep_alive, instance, json_length)
 
     async def close(self) -> None:
         if self.open:

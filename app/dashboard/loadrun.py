@@ -14,7 +14,6 @@ command line.
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import time
 from collections import Counter
@@ -23,14 +22,17 @@ from typing import Any
 
 import msgspec
 
+from app.dashboard import v2_requests
 from app.dashboard.http1 import (
     Connection,
     ProtocolError,
+    Response,
     StaleConnection,
     Target,
     build_request,
 )
 from app.dashboard.readings import ReadingSampler, synthetic_features
+from app.dashboard.v2_requests import PROTOCOLS, Body
 from app.schemas import FeatureInfo
 
 MAX_REQUESTS = 1_000_000
@@ -56,6 +58,7 @@ class LoadSpec:
     bodies: int = 64
     headers: tuple[tuple[str, str], ...] = ()  # extra request headers, e.g. an API key
     features: tuple[FeatureInfo, ...] | None = None  # the model's (GET /model); None: synthetic
+    protocol: str = "predict"  # wire format of the bodies: one of v2_requests.PROTOCOLS
 
     def __post_init__(self) -> None:
         if not 0 < self.duration <= MAX_DURATION_S:
@@ -68,6 +71,8 @@ class LoadSpec:
             raise ValueError("rate must be > 0")
         if self.cycles is not None and not 0 < self.cycles * self.connections <= MAX_REQUESTS:
             raise ValueError(f"cycles x connections must be in (0, {MAX_REQUESTS}]")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}")
 
     @property
     def planned(self) -> int | None:
@@ -122,6 +127,7 @@ class LoadResult:
             "rate_target": self.spec.rate,
             "cycles": self.spec.cycles,
             "new_connection": self.spec.new_connection,
+            "protocol": self.spec.protocol,
             "requests": sent,
             "ok": ok,
             "elapsed_s": round(self.elapsed, 3),
@@ -147,13 +153,16 @@ def make_bodies(
     seed: int,
     anomaly_rate: float,
     features: list[FeatureInfo] | None = None,
-) -> list[bytes]:
-    """``count`` distinct /predict bodies of ``batch`` readings drawn like the model's training
-    data (``features``, from GET /model; the synthetic supply point's without), some pushed
-    far out."""
-    sampler = ReadingSampler(features or synthetic_features(), seed)
+    protocol: str = "predict",
+) -> list[Body]:
+    """``count`` distinct request bodies of ``batch`` readings in ``protocol``'s wire format,
+    drawn like the model's training data (``features``, from GET /model; the synthetic
+    supply point's without), some pushed far out."""
+    features = features or synthetic_features()
+    sampler = ReadingSampler(features, seed)
+    names = [f.name for f in features]
     return [
-        json.dumps({"readings": sampler.batch(batch, anomaly_rate)}).encode() for _ in range(count)
+        v2_requests.body(protocol, sampler.batch(batch, anomaly_rate), names) for _ in range(count)
     ]
 
 
@@ -162,7 +171,26 @@ class _ServedBy(msgspec.Struct):
     model: str = ""
 
 
+class _V2Answered(msgspec.Struct):
+    model_version: str = ""
+    parameters: dict[str, str | int | float | bool] = {}
+
+
 _decode_served_by = msgspec.json.Decoder(_ServedBy).decode
+_decode_v2 = msgspec.json.Decoder(_V2Answered).decode
+
+
+def answered_by(response: Response) -> tuple[str, str]:
+    """Which instance and which model (digest prefix) answered a scoring request."""
+    body = response.body
+    if not body.startswith(b"{"):
+        return "", ""
+    if b'"model_name"' not in body[:64]:  # /predict's answer
+        answered = _decode_served_by(body)
+        return answered.served_by, answered.model
+    head = body if response.json_length is None else body[: response.json_length]
+    v2 = _decode_v2(head)
+    return str(v2.parameters.get("served_by", "")), v2.model_version
 
 
 class LoadRun:
@@ -179,12 +207,19 @@ class LoadRun:
                 spec.seed,
                 spec.anomaly_rate,
                 list(spec.features) if spec.features else None,
+                spec.protocol,
             )
             if spec.method == "POST"
-            else [b""]
+            else [Body(b"", ())]
         )
         self.raw = [
-            build_request(spec.method, self.target, b, spec.new_connection, spec.headers)
+            build_request(
+                spec.method,
+                self.target,
+                b.content,
+                spec.new_connection,
+                (*spec.headers, *b.headers),
+            )
             for b in bodies
         ]
         self.sent = 0
@@ -230,12 +265,11 @@ class LoadRun:
         if response.status < 400:
             result.latencies.append(finished - due)
             result.finished.append(finished)
-            if response.body.startswith(b"{"):
-                answered = _decode_served_by(response.body)
-                if answered.served_by:
-                    result.served_by[answered.served_by] += 1
-                if answered.model:
-                    result.models[answered.model] += 1
+            served_by, model = answered_by(response)
+            if served_by:
+                result.served_by[served_by] += 1
+            if model:
+                result.models[model] += 1
         if response.keep_alive and not self.spec.new_connection:
             self.idle.append(conn)
         else:

@@ -12,7 +12,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage, Template
 from litestar.router import Router
 
 from app.dashboard.backend import Backend, BackendError
-from app.dashboard.bursts import BurstRefused, BurstRunner
+from app.dashboard.bursts import BURST_PROTOCOLS, BurstRefused, BurstRunner
 from app.dashboard.charts import psi_bars
 from app.dashboard.drift import DEFAULT_WINDOW_S, WINDOWS_S, DriftWatch
 from app.dashboard.forms import ParamError
@@ -20,7 +20,6 @@ from app.dashboard.readings import ReadingSampler
 from app.dashboard.streams import StreamHub, StreamParams
 from app.parts import Part
 from app.psi import MODERATE, SIGNIFICANT, SLIGHT
-from app.schemas import FeatureInfo
 from app.settings import Settings
 
 Form = URLEncodedBody[dict[str, str]]
@@ -42,6 +41,7 @@ async def page(
             "limits": bursts.limits,
             "node_name": settings.server.node_name,
             "burst": bursts.current.view() if bursts.current else None,
+            "protocols": BURST_PROTOCOLS,
             "drift_windows": WINDOWS_S,
             "drift_window": DEFAULT_WINDOW_S,
         },
@@ -240,12 +240,9 @@ async def burst_start(
     if kind not in {"concurrent", "sustained"}:
         return _fragment("_burst_message.html", 404, error=f"unknown burst kind {kind!r}")
 
-    async def served_features() -> list[FeatureInfo]:
-        # The burst's readings look like the served model's training data.
-        return (await backend.model()).features
-
     try:
-        burst = await bursts.start(kind, data, served_features)
+        # The burst's readings look like the served model's training data.
+        burst = await bursts.start(kind, data, backend.model)
     except BurstRefused as exc:
         return _fragment("_burst_message.html", 409, error=str(exc))
     except BackendError as exc:
