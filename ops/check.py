@@ -4,9 +4,11 @@
 
 Steps: yamllint; kustomize render (kubectl kustomize); kubernetes-validate --strict on the
 rendered manifests (its WARN lines count as failures: it exits 0 on an unknown apiVersion);
-hadolint on both Dockerfiles; the Compose file against the compose-spec schema; checkov on the
-rendered manifests and the Dockerfiles, skipping only the checks in checkov-skips.json, each
-with its reason; promtool check and test on the Prometheus rules; the Grafana dashboard's JSON.
+hadolint on both Dockerfiles; the Compose file against the compose-spec schema; the KServe
+ServingRuntime and InferenceService against KServe's CRD schemas (vendored, made strict);
+checkov on the rendered manifests and the Dockerfiles, skipping only the checks in
+checkov-skips.json, each with its reason; promtool check and test on the Prometheus rules;
+the Grafana dashboard's JSON.
 Every step runs; the exit status is 1 if any failed. Tools come from .venv-ops (make ops-check
 sets it up from ops/requirements-tools.lock) or PATH; promtool from Debian's prometheus.
 """
@@ -26,6 +28,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = re.compile(r"\bgridscore:[a-z0-9_:]+")  # a series named by a recording rule
 TOOLS = ROOT / ".venv-ops" / "bin"
+
+
+# KServe's custom resources: the manifest, its kind, and the CRD's schema vendored for it.
+KSERVE = {
+    "servingruntime.yaml": ("ServingRuntime", "servingruntime.v1alpha1.json"),
+    "inferenceservice.yaml": ("InferenceService", "inferenceservice.v1beta1.json"),
+}
+
+
+def closed(schema: object) -> object:
+    """``schema`` with ``additionalProperties: false`` on every object that lists its
+    properties and does not keep unknown fields (``x-kubernetes-preserve-unknown-fields``)."""
+    if isinstance(schema, list):
+        return [closed(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: closed(value) for key, value in schema.items()}
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
 
 
 def tool(name: str) -> str:
@@ -101,6 +127,7 @@ class Checker:
             "compose schema",
             [jsonschema, "--builtin-schema", "vendor.compose-spec", str(ops / "compose.yaml")],
         )
+        self.kserve(jsonschema)
         skips = self.skips()
         if rendered:
             self.run(
@@ -140,6 +167,28 @@ class Checker:
             else "\nops check passed"
         )
         return 1 if self.failed else 0
+
+    def kserve(self, jsonschema: str) -> None:
+        """The KServe manifests against the CRD schemas vendored in ops/kserve/schemas, made
+        strict: the API server prunes unknown fields silently, so a misspelt field would be
+        lost, not refused; here every object the CRD describes is closed."""
+        folder = self.ops / "kserve"
+        for manifest, (kind, schema_file) in KSERVE.items():
+            path = folder / manifest
+            try:
+                declared = re.search(r"^kind: (\S+)$", path.read_text(), re.M)
+                schema = json.loads((folder / "schemas" / schema_file).read_text())
+            except (OSError, ValueError) as exc:
+                self.fail(f"kserve schema {manifest}", str(exc))
+                continue
+            if declared is None or declared.group(1) != kind:
+                self.fail(f"kserve schema {manifest}", f"{path}: kind is not {kind}")
+                continue
+            strict = self.work / f"{schema_file}.strict.json"
+            strict.write_text(json.dumps(closed(schema)))
+            self.run(
+                f"kserve schema {manifest}", [jsonschema, "--schemafile", str(strict), str(path)]
+            )
 
     def skips(self) -> str:
         """Check IDs to skip; refuses any skip without a written reason."""

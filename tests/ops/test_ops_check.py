@@ -38,6 +38,8 @@ def test_ops_check_passes() -> None:
         "kubernetes-validate --strict",
         "hadolint",
         "compose schema",
+        "kserve schema servingruntime.yaml",
+        "kserve schema inferenceservice.yaml",
         "checkov kubernetes",
         "promtool test rules",
         "grafana dashboard",
@@ -85,6 +87,15 @@ BROKEN = {
     "compose": (
         _replace("compose.yaml", "stop_grace_period: 20s", "stop_grace_periods: 20s"),
         "compose schema",
+    ),
+    # A misspelt field in a KServe resource: the API server would drop it without a word.
+    "kserve runtime": (
+        _replace("kserve/servingruntime.yaml", "containerPort: 8080", "containerPorts: 8080"),
+        "kserve schema servingruntime.yaml",
+    ),
+    "kserve service": (
+        _replace("kserve/inferenceservice.yaml", "scaleMetric: cpu", "scaleMetric: gpu"),
+        "kserve schema inferenceservice.yaml",
     ),
     "policy": (
         _replace(
