@@ -5,6 +5,7 @@ queueing is not hidden), bounded by a request count and a duration. It also meas
 ceiling against the trivial ``GET /live`` and says when it, not the server, is the bottleneck.
 
     python -m bench.loadgen --url http://127.0.0.1:8000 -c 16 -d 10 --batch 100
+    python -m bench.loadgen --protocol v2-binary --batch 1000 -n 500
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 import msgspec
 
 from app.dashboard.loadrun import LoadResult, LoadSpec, make_bodies, run, run_async
-from app.schemas import FeatureInfo, ModelResponse
+from app.dashboard.v2_requests import PROTOCOLS, infer_path
+from app.schemas import ModelResponse
 
 __all__ = [
     "LoadResult",
@@ -29,7 +31,8 @@ __all__ = [
     "make_bodies",
     "run",
     "run_async",
-    "served_features",
+    "served_model",
+    "target",
 ]
 
 
@@ -39,13 +42,22 @@ def ceiling(base_url: str, connections: int, duration: float = 3.0) -> dict[str,
     return run(spec).summary()
 
 
-def served_features(base_url: str) -> list[FeatureInfo] | None:
-    """The served model's features (GET /model), so the bodies carry them; None if unknown."""
+def served_model(base_url: str) -> ModelResponse | None:
+    """The served model (GET /model): the bodies carry its features, the v2 path its name;
+    None if unknown."""
     try:
         with urllib.request.urlopen(f"{base_url}/model", timeout=5) as response:
-            return msgspec.json.decode(response.read(), type=ModelResponse).features
+            return msgspec.json.decode(response.read(), type=ModelResponse)
     except (urllib.error.URLError, OSError, msgspec.MsgspecError):
         return None
+
+
+def target(base_url: str, protocol: str, model: ModelResponse | None) -> str:
+    """The scoring URL ``protocol`` posts to."""
+    if protocol == "predict":
+        return f"{base_url}/predict"
+    name = model.v2_name if model is not None and model.v2_name else "gridscore-iforest"
+    return base_url + infer_path(name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,17 +74,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, help="open loop at this many requests/s")
     parser.add_argument("--new-connection", action="store_true", help="one connection per request")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the /live ceiling run")
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="predict",
+        help="wire format: /predict's JSON, or v2 infer with a JSON or a binary tensor",
+    )
     args = parser.parse_args(argv)
-    features = served_features(args.url.rstrip("/"))
+    base_url = args.url.rstrip("/")
+    model = served_model(base_url)
     spec = LoadSpec(
-        f"{args.url.rstrip('/')}/predict",
+        target(base_url, args.protocol, model),
         batch=args.batch,
         connections=args.connections,
         requests=args.requests,
         duration=args.duration,
         rate=args.rate,
         new_connection=args.new_connection,
-        features=tuple(features) if features else None,
+        features=tuple(model.features) if model else None,
+        protocol=args.protocol,
     )
     report: dict[str, Any] = {"load": run(spec).summary()}
     if not args.no_ceiling:

@@ -40,6 +40,33 @@ def test_closed_loop_stops_at_the_request_count_without_errors(live: RunningServ
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("protocol", ["v2-json", "v2-binary"])
+def test_closed_loop_over_the_v2_protocol(live: RunningServer, protocol: str) -> None:
+    model = loadgen.served_model(live.url)
+    assert model is not None
+    spec = loadgen.LoadSpec(
+        loadgen.target(live.url, protocol, model),
+        batch=50,
+        connections=2,
+        requests=100,
+        protocol=protocol,
+        features=tuple(model.features),
+    )
+    summary = loadgen.run(spec).summary()
+    assert summary["requests"] == summary["ok"] == 100
+    assert summary["errors_by_status"] == {}
+    assert summary["protocol"] == protocol
+    # Read from the v2 answer's parameters and model_version (binary answers included).
+    assert sum(summary["served_by"].values()) == 100
+    assert summary["models"] == {model.digest[:12]: 100}
+
+
+def test_spec_refuses_an_unknown_protocol() -> None:
+    with pytest.raises(ValueError, match="protocol"):
+        loadgen.LoadSpec("http://127.0.0.1:1/predict", protocol="grpc")
+
+
+@pytest.mark.slow
 def test_open_loop_holds_the_rate_and_stops_at_the_duration(live: RunningServer) -> None:
     spec = loadgen.LoadSpec(f"{live.url}/predict", rate=200, connections=8, duration=1.5)
     summary = loadgen.run(spec).summary()

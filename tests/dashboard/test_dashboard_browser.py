@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,41 @@ def test_concurrent_burst_reports_figures_and_connections(
     api_instances = {httpx.get(f"{api.url}/health").json()["served_by"].rsplit(":", 1)[0]}
     assert served
     assert {name.rsplit(":", 1)[0] for name in served} == api_instances
+    assert page.errors == []
+
+
+def _scored_over(api: RunningServer, path: str) -> float:
+    """Successful scoring requests the scorer has counted on ``path`` (a route template)."""
+    text = httpx.get(f"{api.url}/metrics").text
+    pattern = rf'requests_total{{method="POST",path="{re.escape(path)}",status="200"}} (\S+)'
+    found = re.search(pattern, text)
+    return float(found.group(1)) if found else 0.0
+
+
+@pytest.mark.parametrize("protocol", ["v2-json", "v2-binary"])
+def test_burst_over_the_open_inference_protocol(
+    page: Page, dashboard: RunningServer, api: RunningServer, protocol: str
+) -> None:
+    """The protocol select sends the burst to the v2 infer route, JSON or binary tensors:
+    every request scored, by the instances that serve /predict."""
+    page.page.goto(dashboard.url)
+    infer = "/v2/models/{model}/infer"
+    before = _scored_over(api, infer), _scored_over(api, "/predict")
+    page.page.fill("#burst-form input[name=requests]", "120")
+    page.page.fill("#burst-form input[name=concurrency]", "4")
+    page.page.fill("#burst-form input[name=batch]", "25")
+    page.page.select_option("#burst-form select[name=protocol]", protocol)
+    _fire(page, "#fire-burst")
+    assert page.page.inner_text("#burst-protocol") == protocol
+    assert page.page.inner_text("#burst-errors") == "0"
+    assert page.page.inner_text("#burst-count") == "120 / 120"
+    assert _scored_over(api, infer) - before[0] == 120
+    assert _scored_over(api, "/predict") == before[1]  # nothing went to /predict
+    bars = page.page.locator("#burst svg.served-by .bar")
+    served = {bars.nth(i).get_attribute("data-instance") for i in range(bars.count())}
+    api_instance = httpx.get(f"{api.url}/health").json()["served_by"].rsplit(":", 1)[0]
+    assert served
+    assert {name.rsplit(":", 1)[0] for name in served} == {api_instance}
     assert page.errors == []
 
 
