@@ -82,11 +82,23 @@ WRK_SCRIPT = Path(__file__).parent / "wrk" / "report.lua"
 BATCHES = (1, 100, 1_000, 10_000)
 
 
-def wrk(url: str, seconds: float, connections: int = 8, body: Path | None = None) -> dict[str, Any]:
-    """One closed-loop wrk run (one thread); requests/s and latency percentiles in ms."""
+def wrk(
+    url: str,
+    seconds: float,
+    connections: int = 8,
+    body: Path | None = None,
+    headers: tuple[tuple[str, str], ...] = (),
+) -> dict[str, Any]:
+    """One closed-loop wrk run (one thread); requests/s and latency percentiles in ms.
+    ``headers`` (a Content-Type among them) go with every request."""
     env = {**os.environ, "WRK_METHOD": "POST" if body else "GET"}
     if body:
         env["WRK_BODY_FILE"] = str(body)
+    for name, value in headers:
+        if name.lower() == "content-type":
+            env["WRK_CONTENT_TYPE"] = value
+        else:
+            env["WRK_HEADERS"] = env.get("WRK_HEADERS", "") + f"{name}: {value}\n"
     done = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", str(WRK_SCRIPT), url],
         capture_output=True,

@@ -1,4 +1,5 @@
--- wrk script: send the request named by the environment (method, body file, content type),
+-- wrk script: send the request named by the environment (method, body file, content type,
+-- more headers),
 -- and print the run's figures as one JSON line at the end (latency in microseconds).
 local method = os.getenv("WRK_METHOD") or "GET"
 local body_file = os.getenv("WRK_BODY_FILE")
@@ -7,7 +8,12 @@ if body_file then
   local f = assert(io.open(body_file, "rb"))
   wrk.body = f:read("*a")
   f:close()
-  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Content-Type"] = os.getenv("WRK_CONTENT_TYPE") or "application/json"
+end
+-- More headers, "Name: value" separated by newlines (v2's Inference-Header-Content-Length).
+for line in (os.getenv("WRK_HEADERS") or ""):gmatch("[^\n]+") do
+  local name, value = line:match("^([^:]+):%s*(.*)$")
+  if name then wrk.headers[name] = value end
 end
 
 done = function(summary, latency, requests)
