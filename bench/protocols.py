@@ -9,7 +9,8 @@ checks that the three answers carry the same scores.
 
 Then the share of a 10,000-reading request's time spent decoding its body: each format's
 ``decode`` timed in this process on the same body (median of 30), against the server's
-median latency for that request alone (one connection).
+median latency for that request alone (one connection); and what a Python client holding
+the readings as a float32 matrix pays to encode that body in each format.
 
     python -m bench.protocols            # full run (~4 minutes)
     python -m bench.protocols --quick    # smoke run for the tests
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from app import artifact
 from app.dashboard import v2_requests
@@ -86,6 +88,32 @@ def decode_seconds(protocol: str, body: v2_requests.Body, model: ModelResponse) 
     for _ in range(30):
         started = time.perf_counter()
         decoder.decode(body.content, scope)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def client_encode_seconds(protocol: str, matrix: np.ndarray, names: list[str]) -> float:
+    """What a Python client holding the readings as a float32 matrix pays to encode one body:
+    dicts for ``/predict``, a flat list for a v2 JSON tensor, the raw bytes for binary
+    (median of 10)."""
+
+    def encode() -> bytes:
+        if protocol == "predict":
+            rows = [dict(zip(names, row, strict=True)) for row in matrix.tolist()]
+            return json.dumps({"readings": rows}).encode()
+        tensor: dict[str, Any] = {"name": "readings", "shape": list(matrix.shape)}
+        tensor["datatype"] = "FP32"
+        if protocol == "v2-json":
+            tensor["data"] = matrix.ravel().tolist()
+            return json.dumps({"inputs": [tensor]}).encode()
+        raw = matrix.astype("<f4", copy=False).tobytes()
+        tensor["parameters"] = {"binary_data_size": len(raw)}
+        return json.dumps({"inputs": [tensor]}).encode() + raw
+
+    times = []
+    for _ in range(10):
+        started = time.perf_counter()
+        encode()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -145,6 +173,9 @@ def run(model_dir: Path, seconds: float, rounds: int, workdir: Path) -> dict[str
                 }
             )
     decode = {}
+    names = [f.name for f in model.features]
+    matrix = np.array(json.loads(bodies["v2-json", 10_000][0].content)["inputs"][0]["data"])
+    matrix = matrix.astype(np.float32).reshape(10_000, len(names))
     for protocol in PROTOCOLS:
         body = bodies[protocol, 10_000][0]
         seconds_decoding = decode_seconds(protocol, body, model)
@@ -153,6 +184,7 @@ def run(model_dir: Path, seconds: float, rounds: int, workdir: Path) -> dict[str
             "decode_ms": round(seconds_decoding * 1000, 3),
             "request_p50_ms": request_ms,
             "decode_share": round(seconds_decoding * 1000 / request_ms, 3),
+            "client_encode_ms": round(client_encode_seconds(protocol, matrix, names) * 1000, 3),
         }
     return {"table": table, "decode_10000": decode, "same_scores": agreement}
 
@@ -160,10 +192,11 @@ def run(model_dir: Path, seconds: float, rounds: int, workdir: Path) -> dict[str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.protocols", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short smoke run")
-    parser.add_argument("--output", type=Path, default=RESULTS / "protocols.json")
+    parser.add_argument("--model-dir", type=Path, default=Path("models"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "protocols.json")
     args = parser.parse_args(argv)
     seconds, rounds = (1.0, 1) if args.quick else (5.0, 3)
-    model_dir = Path("models")
+    model_dir = args.model_dir
     if artifact.find(model_dir, "gridscore-iforest") is None:
         print("no artifact in models/: run python -m convert first", file=sys.stderr)
         return 2
@@ -178,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         "connections": 8,
         **result,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
     for row in report["table"]:
         print(
             f"{row['protocol']:>10} batch {row['batch']:>6,}: {row['requests_per_s']:>9,.1f} req/s "
@@ -189,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     for protocol, figures in report["decode_10000"].items():
         print(
             f"{protocol:>10} at 10,000: decode {figures['decode_ms']:.2f} ms of "
-            f"{figures['request_p50_ms']:.2f} ms ({figures['decode_share']:.0%})"
+            f"{figures['request_p50_ms']:.2f} ms ({figures['decode_share']:.0%}); a client "
+            f"encodes it in {figures['client_encode_ms']:.2f} ms"
         )
     print("same scores in every format:", report["same_scores"])
     return 0 if all(report["same_scores"].values()) else 1

@@ -324,6 +324,62 @@ def profile_section(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def protocols_section(report: dict[str, Any]) -> list[str]:
+    names = {"predict": "`/predict` JSON", "v2-json": "v2 JSON tensor", "v2-binary": "v2 binary"}
+    protocols = list(dict.fromkeys(row["protocol"] for row in report["table"]))
+    batches = list(dict.fromkeys(row["batch"] for row in report["table"]))
+    cell = {(row["protocol"], row["batch"]): row for row in report["table"]}
+    lines = [
+        "### Protocols",
+        "",
+        f"`{report['command']}` on {report['date'][:10]}, {report['machine']}. One worker; wrk, "
+        f"{report['connections']} connections, closed loop, {report['seconds_per_cell']:g} s per "
+        f"cell, median of {report['rounds']} rounds with the formats interleaved; the same "
+        "readings in every format (the three answers' scores checked equal first: "
+        f"{'equal at every batch size' if all(report['same_scores'].values()) else 'NOT EQUAL'})."
+        " The v2 requests ask for `score` and `anomaly`; `/predict` runs with `explain=false`. "
+        "Requests/s, rows/s in brackets:",
+        "",
+        "| format | " + " | ".join(f"batch {b:,}" for b in batches) + " |",
+        "|---|" + "---|" * len(batches),
+    ]
+    for protocol in protocols:
+        cells = [
+            f"{cell[protocol, b]['requests_per_s']:,.0f} ({cell[protocol, b]['rows_per_s']:,.0f})"
+            for b in batches
+        ]
+        lines.append(f"| {names.get(protocol, protocol)} | " + " | ".join(cells) + " |")
+    for protocol in protocols[1:]:
+        ratios = [
+            cell[protocol, b]["requests_per_s"] / cell[protocols[0], b]["requests_per_s"]
+            for b in batches
+        ]
+        lines.append(
+            f"| {names.get(protocol, protocol)} / {names[protocols[0]]} | "
+            + " | ".join(f"{r:.2f}x" for r in ratios)
+            + " |"
+        )
+    lines += [
+        "",
+        "Decoding a 10,000-reading body (each format's `decode`, in-process, median of 30) "
+        "against that request's median latency alone (one connection), and what a Python "
+        "client holding the readings as a float32 matrix pays to encode the body (median of 10):",
+        "",
+        "| format | body | decode | request p50 | decode share | client encode |",
+        "|---|---|---|---|---|---|",
+    ]
+    for protocol, figures in report["decode_10000"].items():
+        size = cell[protocol, 10_000]["body_bytes"]
+        lines.append(
+            f"| {names.get(protocol, protocol)} | {size / 1024:,.0f} KiB | "
+            f"{figures['decode_ms']:.2f} ms | {figures['request_p50_ms']:.1f} ms | "
+            f"{figures['decode_share']:.1%} | "
+            f"{figures['client_encode_ms']:.1f} ms |"
+        )
+    lines.append("")
+    return lines
+
+
 def _load(name: str) -> dict[str, Any] | None:
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -333,7 +389,8 @@ def render() -> str:
     """docs/benchmarks.md's generated part: every table, from the JSON files present."""
     lines = [
         "Regenerate with `python -m bench.kernel && python -m bench.service && "
-        "python -m bench.soak && python -m bench.ingest && python -m bench.report`.",
+        "python -m bench.soak && python -m bench.ingest && python -m bench.protocols && "
+        "python -m bench.report`.",
         "",
     ]
     kernel, service, soak = _load("kernel"), _load("service"), _load("soak")
@@ -352,6 +409,9 @@ def render() -> str:
     ingest = _load("ingest")
     if ingest:
         lines += ingest_section(ingest)
+    protocols = _load("protocols")
+    if protocols:
+        lines += protocols_section(protocols)
     return "\n".join(lines)
 
 

@@ -111,3 +111,25 @@ async def test_a_body_slower_than_the_budget_is_408() -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+V2_PATH = "/v2/models/gridscore-iforest/infer"
+V2_BODY = {"inputs": [{"name": "readings", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}
+
+
+async def test_the_v2_route_shares_the_in_flight_bound_and_the_time_budget() -> None:
+    """/predict and v2 infer are one scoring path: requests in flight on one count against
+    the other, and a v2 request over the budget gets the same 503, in v2's error shape."""
+    settings = settings_from(MAX_IN_FLIGHT=2, INLINE_ROWS=0, REQUEST_TIMEOUT=0.6)
+    async with _client(settings, SlowScorer(1.0)) as client:
+        slow = [asyncio.create_task(client.post("/predict", json=BODY)) for _ in range(2)]
+        await asyncio.sleep(0.2)
+        refused = await client.post(V2_PATH, json=V2_BODY)
+        await asyncio.gather(*slow)
+        over_budget = await client.post(V2_PATH, json=V2_BODY)
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert "requests in progress" in refused.json()["error"]
+    assert over_budget.status_code == 503
+    assert over_budget.headers["retry-after"] == "1"
+    assert "not scored within 0.6 s" in over_budget.json()["error"]

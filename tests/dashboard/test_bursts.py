@@ -1,0 +1,55 @@
+"""Burst forms: the protocol select is checked like every other field, and a v2 burst posts
+to the served model's infer path."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app.dashboard.bursts import BURST_PROTOCOLS, BurstLimits, BurstRunner
+from app.dashboard.forms import ParamError
+from app.dashboard.readings import synthetic_features
+from app.dashboard.v2_requests import PROTOCOLS
+from app.schemas import ModelResponse
+
+
+def test_the_select_offers_every_protocol_the_load_runs_speak() -> None:
+    assert tuple(value for value, _ in BURST_PROTOCOLS) == PROTOCOLS
+
+
+def test_an_unknown_protocol_is_refused() -> None:
+    runner = BurstRunner("http://127.0.0.1:1", BurstLimits())
+    with pytest.raises(ParamError, match="protocol must be one of"):
+        asyncio.run(runner.start("concurrent", {"requests": "1", "protocol": "grpc"}))
+    assert runner.current is None
+
+
+@pytest.mark.parametrize(
+    ("protocol", "path"),
+    [("predict", "/predict"), ("v2-json", "/v2/models/feeder-3/infer"),
+     ("v2-binary", "/v2/models/feeder-3/infer")],
+)  # fmt: skip
+def test_the_burst_goes_to_the_route_of_its_protocol(protocol: str, path: str) -> None:
+    model = ModelResponse(
+        name="gridscore-iforest",
+        digest="0" * 64,
+        threshold=0.6,
+        features=synthetic_features(),
+        envelope_source="trained",
+        calibration=None,  # type: ignore[arg-type]
+        training_rows=1,
+        data_source="synthetic",
+        v2_name="feeder-3",
+    )
+
+    async def describe() -> ModelResponse:
+        return model
+
+    async def started() -> str:
+        runner = BurstRunner("http://127.0.0.1:1", BurstLimits())
+        burst = await runner.start("concurrent", {"requests": "1", "protocol": protocol}, describe)
+        runner.cancel()
+        return burst.run.spec.url
+
+    assert asyncio.run(started()) == f"http://127.0.0.1:1{path}"
