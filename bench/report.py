@@ -1,6 +1,7 @@
 """Write the benchmark tables of the docs from bench/results/*.json.
 
-python -m bench.report     # rewrites docs/benchmarks.md's tables and the README's headline
+python -m bench.report     # rewrites docs/benchmarks.md's tables, the README's headline, and
+                           # docs/deploying.md's rolling-restart and capacity tables
 
 Both are generated parts (app/docgen.py): the JSON files are the record, the tables are
 rendered from them, and a test fails when a page differs from what the JSON gives.
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 README = ROOT / "README.md"
 BENCHMARKS = ROOT / "docs" / "benchmarks.md"
+DEPLOYING = ROOT / "docs" / "deploying.md"
 
 
 def _us(value: float) -> str:
@@ -380,6 +382,97 @@ def protocols_section(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def rolling_section(report: dict[str, Any]) -> list[str]:
+    roll, kill = report["roll"], report["kill"]
+    check = report["check"]
+    lines = [
+        f"`{report['command']}` on {report['date'][:10]}, {report['machine']}: "
+        f"{report['instances']} scorers (one process each, "
+        f"`DRAIN_SECONDS={report['drain_seconds']:g}`) "
+        f"behind HAProxy checking `/health` every {check['interval_ms']} ms (out after "
+        f"{check['fall']} failures, back after {check['rise']} successes), an open loop of "
+        f"{report['rate_requests_per_s']:,.0f} requests/s through it. Balancer policy: "
+        f"{report['retry_policy']}.",
+        "",
+        "| instance | SIGTERM to out of rotation | SIGTERM to exit | start to ready | "
+        "ready to back in rotation |",
+        "|---|---|---|---|---|",
+    ]
+    lines.extend(
+        f"| {step['instance']} | {step['out_of_rotation_s']:.2f} s | "
+        f"{step['exited_s']:.2f} s | {step['replacement_ready_s']:.2f} s | "
+        f"{step['back_in_rotation_s']:.2f} s |"
+        for step in roll["steps"]
+    )
+    lines.append("")
+    for title, part in (("rolling restart (SIGTERM, one at a time)", roll), ("SIGKILL", kill)):
+        load = part["load"]
+        lines.append(
+            f"- **{title}**: {load['sent']:,} requests sent, **{load['failed']} failed**; "
+            f"p50 / p99 while it lasted {load['during_p50_ms']:.2f} / "
+            f"{load['during_p99_ms']:.2f} ms "
+            f"(whole run {load['p50_ms']:.2f} / {load['p99_ms']:.2f} ms); the balancer retried "
+            f"{part['balancer']['retries']} and redispatched {part['balancer']['redispatches']}."
+        )
+    lines.append(
+        f"- The SIGKILL's bound: what one instance can hold in flight (`maxconn {kill['bound']}`);"
+        f" the checks took it out {kill['out_of_rotation_s']:.2f} s after the kill, and the "
+        f"restarted process was back in rotation {kill['replacement_ready_s']:.2f} + "
+        f"{kill['back_in_rotation_s']:.2f} s later."
+    )
+    lines.append("")
+    return lines
+
+
+# Readings a device sends per second (FIELD facts: PMUs 30 frames/s typical, up to 60 and
+# more; SCADA points every 2-4 s; smart meters every 15 minutes).
+FLEETS = (
+    ("PMUs at 30 frames/s", 30.0),
+    ("PMUs at 60 frames/s", 60.0),
+    ("SCADA points every 2 s", 0.5),
+    ("smart meters every 15 min", 1 / 900),
+)
+PLAN_AT = 0.7  # plan a pod at 70 % of what it can do, as the soak runs it
+
+
+def capacity_section(report: dict[str, Any]) -> list[str]:
+    rows = {
+        row["batch"]: row["rows_per_s"]
+        for row in report["table"]
+        if row["protocol"] == "predict" and row["batch"] in (1, 100, 1_000)
+    }
+    lines = [
+        f"Rows/s of one pod (one scorer process on one core) from `{report['command']}` on "
+        f"{report['date'][:10]} (`/predict`, 8 connections), times the HPA's 1 to 5 pods "
+        "(pods are independent processes: linear, given a core each):",
+        "",
+        "| batch | " + " | ".join(f"{n} pod{'s' if n > 1 else ''}" for n in range(1, 6)) + " |",
+        "|---|" + "---|" * 5,
+    ]
+    for batch, per_pod in rows.items():
+        lines.append(
+            f"| {batch:,} | " + " | ".join(f"{per_pod * n:,.0f}" for n in range(1, 6)) + " |"
+        )
+    lines += [
+        "",
+        f"Devices scored in real time at {PLAN_AT:.0%} of that (the headroom the soak keeps), "
+        "by how their readings arrive: a phasor data concentrator or a SCADA front end batches "
+        "what it gathers, so 100 and 1,000 are the realistic batch sizes; batch 1 is a device "
+        "posting each reading on its own.",
+        "",
+        "| fleet | " + " | ".join(f"batch {b:,}: 1 pod / 5 pods" for b in rows) + " |",
+        "|---|" + "---|" * len(rows),
+    ]
+    for name, rate in FLEETS:
+        cells = [
+            f"{per_pod * PLAN_AT / rate:,.0f} / {5 * per_pod * PLAN_AT / rate:,.0f}"
+            for per_pod in rows.values()
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
 def _load(name: str) -> dict[str, Any] | None:
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -457,6 +550,11 @@ def main() -> int:
     try:
         docgen.replace(BENCHMARKS, "bench", render())
         docgen.replace(README, "headline", render_headline())
+        rolling, protocols = _load("rolling"), _load("protocols")
+        if rolling:
+            docgen.replace(DEPLOYING, "rolling", "\n".join(rolling_section(rolling)))
+        if protocols:
+            docgen.replace(DEPLOYING, "capacity", "\n".join(capacity_section(protocols)))
     except ValueError as exc:
         print(f"bench.report: {exc}", file=sys.stderr)
         return 1

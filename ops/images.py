@@ -1,7 +1,7 @@
 """Build gridscore's container images with podman, from a base made locally.
 
     python ops/images.py base     # debootstrap Debian bookworm (python3) and podman import it
-    python ops/images.py build    # both images on that base, tagged localhost/gridscore-*:0.1.0
+    python ops/images.py build    # the images on that base (scorer, dashboard, Prometheus)
     python ops/images.py sizes    # image sizes
 
 Registry base images cannot be pulled on these machines, so the base image is a build
@@ -30,6 +30,7 @@ VERSION = "0.1.0"
 IMAGES = {
     "scorer": (f"localhost/gridscore-scorer:{VERSION}", "ops/Dockerfile.scorer"),
     "dashboard": (f"localhost/gridscore-dashboard:{VERSION}", "ops/Dockerfile.dashboard"),
+    "prometheus": (f"localhost/gridscore-prometheus:{VERSION}", "ops/Dockerfile.prometheus"),
 }
 # crun fails on this machine's cgroup setup; runc works. Host networking: no CNI needed.
 PODMAN = ["podman", "--runtime", "runc"]

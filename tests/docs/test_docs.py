@@ -61,6 +61,17 @@ def test_benchmark_tables_are_rendered_from_the_results() -> None:
     )
     headline = docgen.section(README.read_text(), "headline")
     assert headline.strip() == report.render_headline().strip()
+    deploying = (ROOT / "docs" / "deploying.md").read_text()
+    rolling = json.loads((ROOT / "bench" / "results" / "rolling.json").read_text())
+    protocols = json.loads((ROOT / "bench" / "results" / "protocols.json").read_text())
+    assert (
+        docgen.section(deploying, "rolling").strip()
+        == "\n".join(report.rolling_section(rolling)).strip()
+    ), "docs/deploying.md is stale: run python -m bench.report"
+    assert (
+        docgen.section(deploying, "capacity").strip()
+        == "\n".join(report.capacity_section(protocols)).strip()
+    ), "docs/deploying.md is stale: run python -m bench.report"
 
 
 def test_module_map_lists_every_module_and_nothing_else() -> None:

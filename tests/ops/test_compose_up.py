@@ -1,0 +1,169 @@
+"""ops/compose.yaml brought up for real with podman and podman-compose: two scorer replicas,
+the dashboard reaching them by service name, Prometheus scraping each with the project's
+rules. A burst from the dashboard is served by every replica, the rules evaluate, and
+``down`` leaves nothing running."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.servers import free_port
+from tests.support.tools import require_tool
+
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "ops"))
+import images  # noqa: E402  (ops/images.py, the build script the README documents)
+
+PROJECT = "gridscore-compose-test"
+
+
+def _compose_tool() -> str:
+    found = ROOT / ".venv-ops" / "bin" / "podman-compose"
+    if found.exists():
+        return str(found)
+    on_path = shutil.which("podman-compose")
+    if on_path is None:
+        pytest.fail("podman-compose is missing: make ops-check (or make test) installs it")
+    return on_path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    require_tool("podman", "podman")
+    require_tool("debootstrap", "debootstrap")
+    images.make_base()
+    images.build(["scorer", "dashboard", "prometheus"])
+    work = tmp_path_factory.mktemp("compose")
+    # This machine's limits, as ops/images.py gives every container it runs (podman's
+    # defaults are above what these machines let a container set).
+    conf = work / "containers.conf"
+    conf.write_text(
+        "[containers]\ndefault_ulimits = ["
+        + ", ".join(f'"{u}"' for u in images.ULIMITS[1::2])
+        + "]\n"
+    )
+    ports = {"DASHBOARD_PORT": str(free_port()), "PROMETHEUS_PORT": str(free_port())}
+    env = {**os.environ, "CONTAINERS_CONF": str(conf), **ports}
+    compose = [_compose_tool(), "-p", PROJECT, "-f", str(ROOT / "ops" / "compose.yaml")]
+
+    def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [*compose, *argv], capture_output=True, text=True, env=env, timeout=600, check=False
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"podman-compose {argv}: {done.stdout}\n{done.stderr}")
+        return done
+
+    run("down", "-t", "5", check=False)  # a stack left by an interrupted run
+    run("up", "-d", "--no-build")
+    try:
+        yield {
+            "dashboard": f"http://127.0.0.1:{ports['DASHBOARD_PORT']}",
+            "prometheus": f"http://127.0.0.1:{ports['PROMETHEUS_PORT']}",
+            "run": run,
+        }
+    finally:
+        run("down", "-t", "10", check=False)
+
+
+def _wait(check: Any, what: str, timeout: float = 120.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except httpx.TransportError as exc:
+            last = exc
+        time.sleep(1.0)
+    raise TimeoutError(f"{what}: {last}")
+
+
+def _running() -> list[str]:
+    done = subprocess.run(
+        [*images.PODMAN, "ps", "--filter", f"label=io.podman.compose.project={PROJECT}",
+         "--format", "{{.Names}}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.split()
+
+
+def test_burst_from_the_dashboard_reaches_every_replica(stack: dict[str, Any]) -> None:
+    dashboard = stack["dashboard"]
+    _wait(lambda: httpx.get(f"{dashboard}/", timeout=2).status_code == 200, "dashboard up")
+    with httpx.Client(base_url=dashboard, timeout=10) as browser:
+        page = browser.get("/")
+        token = page.text.split('"x-csrftoken": "', 1)[1].split('"', 1)[0]
+        # Readiness first: the dashboard's status reaches a scorer through the service name.
+        _wait(
+            lambda: 'id="backend-ok"' in browser.get("/dashboard/status").text,
+            "the dashboard reaching a scorer through the service name",
+        )
+        started = browser.post(
+            "/dashboard/bursts/concurrent",
+            data={"requests": "300", "concurrency": "8", "batch": "10", "new_connection": "1"},
+            headers={"x-csrftoken": token},
+        )
+        assert started.status_code == 200, started.text
+        fragment = _wait(
+            lambda: (
+                (text := browser.get("/dashboard/bursts/current").text)
+                and 'data-state="done"' in text
+                and text
+            ),
+            "burst done",
+        )
+    assert '<dd id="burst-errors">0</dd>' in fragment
+    served = set(re.findall(r'data-instance="([^"]+)"', fragment))
+    hosts = {name.rsplit(":", 1)[0] for name in served}
+    assert len(hosts) == 2, served  # both replicas (their container hostnames) answered
+
+
+def test_prometheus_scrapes_every_replica_and_its_rules_evaluate(stack: dict[str, Any]) -> None:
+    prometheus = stack["prometheus"]
+
+    def targets() -> list[dict[str, Any]] | None:
+        active = httpx.get(f"{prometheus}/api/v1/targets", timeout=2).json()["data"]
+        up = [t for t in active["activeTargets"] if t["labels"]["job"] == "gridscore"]
+        return up if len(up) == 2 and all(t["health"] == "up" for t in up) else None
+
+    up = _wait(targets, "two scorer targets up")
+    assert len({t["labels"]["instance"] for t in up}) == 2
+
+    def rules() -> list[dict[str, Any]] | None:
+        groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=2).json()["data"]["groups"]
+        evaluated = [r for g in groups for r in g["rules"]]
+        done = all(r["health"] == "ok" and r.get("lastEvaluation", "").startswith("20")
+                   for r in evaluated)  # fmt: skip
+        return evaluated if evaluated and done else None
+
+    evaluated = _wait(rules, "every rule evaluated without error")
+    assert any(r["type"] == "recording" for r in evaluated)
+    assert any(r["type"] == "alerting" for r in evaluated)
+
+    def training_shares() -> list[Any] | None:
+        query = {"query": "gridscore:drift_training_share:max"}
+        found = httpx.get(f"{prometheus}/api/v1/query", params=query, timeout=2).json()
+        return found["data"]["result"] or None
+
+    assert _wait(training_shares, "a recorded series from the scorers' metrics")
+
+
+def test_down_leaves_nothing_running(stack: dict[str, Any]) -> None:
+    assert len(_running()) == 4  # two scorers, the dashboard, Prometheus
+    stack["run"]("down", "-t", "10")
+    assert _running() == []
