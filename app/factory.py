@@ -89,7 +89,7 @@ class FrontDoor:
             if "{" in path:
                 prefix = path[: path.index("{")]
                 # Each {parameter} is one path segment.
-                pattern = re.compile(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)) + "$")
+                pattern = re.compile(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)))
                 self.templated.append((prefix, pattern, endpoint))
             else:
                 self.endpoints[path] = endpoint
@@ -100,7 +100,7 @@ class FrontDoor:
             endpoint = self.endpoints.get(path)
             if endpoint is None:
                 for prefix, pattern, candidate in self.templated:
-                    if path.startswith(prefix) and pattern.match(path):
+                    if path.startswith(prefix) and pattern.fullmatch(path):
                         endpoint = candidate
                         break
             if endpoint is not None:

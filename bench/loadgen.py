@@ -56,7 +56,7 @@ def target(base_url: str, protocol: str, model: ModelResponse | None) -> str:
     """The scoring URL ``protocol`` posts to."""
     if protocol == "predict":
         return f"{base_url}/predict"
-    name = model.v2_name if model is not None and model.v2_name else "gridscore-iforest"
+    name = (model.v2_name or model.name) if model is not None else "gridscore-iforest"
     return base_url + infer_path(name)
 
 

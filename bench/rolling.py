@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import signal
 import socket
 import subprocess
@@ -33,7 +34,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +51,24 @@ INTERVAL_MS = 250  # HAProxy's check interval
 FALL, RISE = 2, 2
 DRAIN_SECONDS = 1.5  # > FALL x INTERVAL plus one check's time: out of rotation before closing
 MAXCONN = 16
+KEPT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
+
+
+def stable_port() -> int:
+    """A free port below the kernel's ephemeral range: while an instance restarts, no
+    outgoing connection (the load, the checks) can take its port as a local port."""
+    low = 32768
+    with suppress(OSError, ValueError, IndexError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.sample(range(max(1024, low - 8000), low), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
 
 CONFIG = """\
 global
@@ -92,8 +111,10 @@ class Instance:
     starts: list[float] = field(default_factory=list)  # seconds from spawn to first 200
 
     def start(self) -> float:
-        env = {
-            **os.environ,
+        # Only what running Python needs from this environment: an API_KEY or MAX_BATCH set
+        # for something else must not change the instances.
+        env = {k: os.environ[k] for k in KEPT_ENV if k in os.environ}
+        env |= {
             "PORT": str(self.port),
             "HOST": "127.0.0.1",
             "MODEL_DIR": str(self.model_dir.resolve()),
@@ -104,7 +125,6 @@ class Instance:
             "LOG_LEVEL": "warning",
             "POD_NAME": self.name,
         }
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         log = open(self.log_dir / f"{self.name}-{len(self.starts)}.log", "wb")  # noqa: SIM115
         started = time.perf_counter()
         self.process = subprocess.Popen(
@@ -121,12 +141,22 @@ class Instance:
         return self.starts[-1]
 
     def stop(self, how: int = signal.SIGTERM, wait: float = 30.0) -> float:
-        """Send ``how``; seconds until the process has exited."""
+        """Send ``how``; seconds until the process has exited (killed if it has not)."""
         assert self.process is not None
         started = time.perf_counter()
         self.process.send_signal(how)
-        self.process.wait(timeout=wait)
+        try:
+            self.process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
         return time.perf_counter() - started
+
+    def ensure_stopped(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with suppress(subprocess.TimeoutExpired):  # stop has killed it then
+                self.stop(wait=20)
 
 
 class HAProxy:
@@ -165,7 +195,9 @@ class HAProxy:
             self._listening()
         ):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"haproxy: not listening, or servers not up: {self.states()}")
+                states = self.states()
+                self.__exit__()
+                raise TimeoutError(f"haproxy: not listening, or servers not up: {states}")
             time.sleep(0.05)
         return self
 
@@ -177,9 +209,13 @@ class HAProxy:
         return True
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None:
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=10)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def _rows(self) -> list[dict[str, str]]:
         """``show stat`` from HAProxy's stats socket, a dict per proxy and server."""
@@ -224,15 +260,32 @@ class HAProxy:
         return time.perf_counter() - started
 
 
+@dataclass
+class Background:
+    """A load run in its own thread: when it is due to stop, and its result once it has."""
+
+    until: float
+    result: LoadResult | None = None
+
+    def outlasts(self, moment: float, tail: float = 1.0) -> None:
+        """Refuse a measurement that ran past the load (too slow a machine for its length)."""
+        if moment > self.until - tail:
+            raise RuntimeError("the restarts outlasted the load; lengthen its duration")
+
+
 @contextmanager
-def load_in_background(url: str, duration: float) -> Iterator[dict[str, LoadResult]]:
-    """An open loop at RATE for ``duration`` seconds in its own thread; the result on exit."""
+def load_in_background(url: str, duration: float) -> Iterator[Background]:
+    """An open loop at RATE for ``duration`` seconds in its own thread."""
     spec = LoadSpec(url, batch=1, rate=RATE, connections=64, duration=duration, timeout=10.0)
-    holder: dict[str, LoadResult] = {}
-    thread = threading.Thread(target=lambda: holder.update(result=run_load(spec)))
+    background = Background(time.perf_counter() + duration)
+
+    def work() -> None:
+        background.result = run_load(spec)
+
+    thread = threading.Thread(target=work)
     thread.start()
     try:
-        yield holder
+        yield background
     finally:
         thread.join()
 
@@ -266,12 +319,12 @@ def _summary(result: LoadResult, window: tuple[float, float]) -> dict[str, Any]:
 def roll(model_dir: Path, workdir: Path) -> dict[str, Any]:
     """Restart every instance in turn under load; timings per step."""
     instances = [
-        Instance(f"scorer-{i}", serving.free_port(), model_dir, workdir) for i in range(INSTANCES)
+        Instance(f"scorer-{i}", stable_port(), model_dir, workdir) for i in range(INSTANCES)
     ]
-    for instance in instances:
-        instance.start()
     steps = []
     try:
+        for instance in instances:
+            instance.start()
         with HAProxy(serving.free_port(), workdir, instances) as proxy:
             url = f"http://127.0.0.1:{proxy.port}/predict"
             # Long enough for the roll (about 3.5 s an instance here) and a tail after it.
@@ -297,12 +350,13 @@ def roll(model_dir: Path, workdir: Path) -> dict[str, Any]:
                         }
                     )
                 ended = time.perf_counter()
-            result = outcome["result"]
+                outcome.outlasts(ended)
+            result = outcome.result
+            assert result is not None
             retried = proxy.retries()
     finally:
         for instance in instances:
-            if instance.process is not None and instance.process.poll() is None:
-                instance.stop()
+            instance.ensure_stopped()
     return {
         "roll_s": round(ended - began, 3),
         "balancer": retried,
@@ -314,11 +368,11 @@ def roll(model_dir: Path, workdir: Path) -> dict[str, Any]:
 def kill(model_dir: Path, workdir: Path) -> dict[str, Any]:
     """SIGKILL one instance under load, then start it again."""
     instances = [
-        Instance(f"scorer-{i}", serving.free_port(), model_dir, workdir) for i in range(INSTANCES)
+        Instance(f"scorer-{i}", stable_port(), model_dir, workdir) for i in range(INSTANCES)
     ]
-    for instance in instances:
-        instance.start()
     try:
+        for instance in instances:
+            instance.start()
         with HAProxy(serving.free_port(), workdir, instances) as proxy:
             url = f"http://127.0.0.1:{proxy.port}/predict"
             victim = instances[0]
@@ -330,12 +384,13 @@ def kill(model_dir: Path, workdir: Path) -> dict[str, Any]:
                 ready = victim.start()
                 up_after = proxy.wait_for(victim.name, "UP")
                 ended = time.perf_counter()
-            result = outcome["result"]
+                outcome.outlasts(ended)
+            result = outcome.result
+            assert result is not None
             retried = proxy.retries()
     finally:
         for instance in instances:
-            if instance.process is not None and instance.process.poll() is None:
-                instance.stop()
+            instance.ensure_stopped()
     return {
         "out_of_rotation_s": round(out_after, 3),
         "replacement_ready_s": round(ready, 3),

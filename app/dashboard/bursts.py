@@ -128,7 +128,8 @@ class BurstRunner:
             model = await describe()
             spec = replace(spec, features=tuple(model.features))
             if spec.protocol != "predict":
-                spec = replace(spec, url=self.base_url + infer_path(model.v2_name))
+                # A scorer older than the v2 routes' name field: its artifact name.
+                spec = replace(spec, url=self.base_url + infer_path(model.v2_name or model.name))
         if self.current is not None and not self.current.done:  # started while we asked
             raise BurstRefused(
                 f"burst #{self.current.id} is still running; one burst at a time per dashboard"

@@ -112,7 +112,10 @@ class Connection:
             elif name == "x-instance":
                 instance = value.strip()
             elif name == "inference-header-content-length":
-                json_length = int(value)
+                try:
+                    json_length = int(value)
+                except ValueError:
+                    raise ProtocolError(f"bad {name} header {value.strip()!r}") from None
             elif name == "transfer-encoding":
                 raise ProtocolError("chunked responses are not supported")
         body = await self.reader.readexactly(length) if length else b""

@@ -166,6 +166,15 @@ def make_bodies(
     ]
 
 
+def merged_headers(
+    base: tuple[tuple[str, str], ...], body: tuple[tuple[str, str], ...]
+) -> tuple[tuple[str, str], ...]:
+    """``base`` with the body's own headers (its content type) taking the place of any of
+    the same name."""
+    names = {name.lower() for name, _ in body}
+    return (*(h for h in base if h[0].lower() not in names), *body)
+
+
 class _ServedBy(msgspec.Struct):
     served_by: str = ""
     model: str = ""
@@ -185,11 +194,14 @@ def answered_by(response: Response) -> tuple[str, str]:
     body = response.body
     if not body.startswith(b"{"):
         return "", ""
-    if b'"model_name"' not in body[:64]:  # /predict's answer
-        answered = _decode_served_by(body)
-        return answered.served_by, answered.model
-    head = body if response.json_length is None else body[: response.json_length]
-    v2 = _decode_v2(head)
+    try:
+        if b'"model_name"' not in body[:64]:  # /predict's answer
+            answered = _decode_served_by(body)
+            return answered.served_by, answered.model
+        head = body if response.json_length is None else body[: response.json_length]
+        v2 = _decode_v2(head)
+    except msgspec.MsgspecError:  # a 2xx this client does not read: counted, not attributed
+        return "", ""
     return str(v2.parameters.get("served_by", "")), v2.model_version
 
 
@@ -218,7 +230,7 @@ class LoadRun:
                 self.target,
                 b.content,
                 spec.new_connection,
-                (*spec.headers, *b.headers),
+                merged_headers(spec.headers, b.headers),
             )
             for b in bodies
         ]

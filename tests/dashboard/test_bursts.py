@@ -9,6 +9,7 @@ import pytest
 
 from app.dashboard.bursts import BURST_PROTOCOLS, BurstLimits, BurstRunner
 from app.dashboard.forms import ParamError
+from app.dashboard.loadrun import merged_headers
 from app.dashboard.readings import synthetic_features
 from app.dashboard.v2_requests import PROTOCOLS
 from app.schemas import ModelResponse
@@ -26,11 +27,15 @@ def test_an_unknown_protocol_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("protocol", "path"),
-    [("predict", "/predict"), ("v2-json", "/v2/models/feeder-3/infer"),
-     ("v2-binary", "/v2/models/feeder-3/infer")],
+    ("protocol", "v2_name", "path"),
+    [("predict", "feeder-3", "/predict"), ("v2-json", "feeder-3", "/v2/models/feeder-3/infer"),
+     ("v2-binary", "feeder-3", "/v2/models/feeder-3/infer"),
+     # A scorer from before the v2 routes' name field: its artifact name.
+     ("v2-json", "", "/v2/models/gridscore-iforest/infer")],
 )  # fmt: skip
-def test_the_burst_goes_to_the_route_of_its_protocol(protocol: str, path: str) -> None:
+def test_the_burst_goes_to_the_route_of_its_protocol(
+    protocol: str, v2_name: str, path: str
+) -> None:
     model = ModelResponse(
         name="gridscore-iforest",
         digest="0" * 64,
@@ -40,7 +45,7 @@ def test_the_burst_goes_to_the_route_of_its_protocol(protocol: str, path: str) -
         calibration=None,  # type: ignore[arg-type]
         training_rows=1,
         data_source="synthetic",
-        v2_name="feeder-3",
+        v2_name=v2_name,
     )
 
     async def describe() -> ModelResponse:
@@ -53,3 +58,9 @@ def test_the_burst_goes_to_the_route_of_its_protocol(protocol: str, path: str) -
         return burst.run.spec.url
 
     assert asyncio.run(started()) == f"http://127.0.0.1:1{path}"
+
+
+def test_a_body_header_takes_the_place_of_the_same_header() -> None:
+    base = (("X-API-Key", "k"), ("content-type", "text/plain"))
+    body = (("Content-Type", "application/octet-stream"), ("Inference-Header-Content-Length", "9"))
+    assert merged_headers(base, body) == (("X-API-Key", "k"), *body)
