@@ -158,7 +158,7 @@ class ServerSettings:
         "DRAIN_SECONDS",
         0.0,
         "after SIGTERM, answer `/health` 503 this long before closing the listener "
-        "(5 in `ops/k8s`)",
+        "(8 in `ops/k8s`, docs/deploying.md)",
         number(floor=0.0),
     )
     metrics_dir: str = setting(
