@@ -41,7 +41,7 @@ from app.v2_schemas import (
 )
 
 if TYPE_CHECKING:
-    from app.holder import ModelHolder
+    from app.holder import LoadedModel, ModelHolder
 
 HEADER_LENGTH_BYTES = HEADER_LENGTH.encode()
 JSON_TYPE = (b"content-type", b"application/json")
@@ -59,14 +59,19 @@ def bad(detail: str) -> ApiError:
     return ApiError(400, "bad_request", detail)
 
 
-def unknown_model(name: str, served: str) -> ApiError:
-    return ApiError(404, "not_found", f"unknown model {name!r}; this server serves {served!r}")
-
-
-def unknown_version(version: str, current: str) -> ApiError:
-    return ApiError(
-        404, "not_found", f"model version {version!r} is not served; the version is {current!r}"
-    )
+def check_served(name: str, version: str, served_name: str, model: LoadedModel | None) -> None:
+    """Raise the 404 for a model ``name`` other than the served one, or for a ``version``
+    (when one is given and a model is loaded) other than the loaded model's."""
+    if name != served_name:
+        raise ApiError(
+            404, "not_found", f"unknown model {name!r}; this server serves {served_name!r}"
+        )
+    if version and model is not None and not version_matches(version, model.digest):
+        raise ApiError(
+            404,
+            "not_found",
+            f"model version {version!r} is not served; the version is {version_of(model.digest)!r}",
+        )
 
 
 def version_of(digest: str) -> str:
@@ -157,13 +162,7 @@ class InferV2:
         """The model named in the path is the served one (and the version, if given)."""
         rest = path[len(self._prefix) : -len("/infer")]
         name, _, version = rest.partition("/versions/")
-        if name != self.served_name:
-            raise unknown_model(name, self.served_name)
-        if version:
-            model = self.holder.model
-            current = version_of(model.digest) if model is not None else ""
-            if model is not None and not version_matches(version, model.digest):
-                raise unknown_version(version, current)
+        check_served(name, version, self.served_name, self.holder.model)
 
     def decode(self, body: bytes, scope: Any) -> tuple[np.ndarray, Answer]:
         self._check_route(scope["path"])

@@ -24,8 +24,9 @@ from litestar.params import FromPath, Parameter
 from litestar.types import Receive, Scope, Send
 
 from app.endpoint import ScoringEndpoint
+from app.errors import ApiError
 from app.holder import LoadedModel, ModelHolder, Status
-from app.infer_v2 import INFER_PATH, VERSIONED_INFER_PATH, version_matches, version_of
+from app.infer_v2 import INFER_PATH, VERSIONED_INFER_PATH, check_served, version_of
 from app.openapi import REF, scoring_operation
 from app.schemas import FLOAT32_MAX
 from app.v2_schemas import (
@@ -89,17 +90,13 @@ class V2Handlers:
 
     def _model(self, name: str, version: str | None) -> LoadedModel | Response[Any]:
         """The served model when ``name`` (and ``version``) name it, else the error answer."""
-        if name != self.served_name:
-            return _error(404, f"unknown model {name!r}; this server serves {self.served_name!r}")
-        model = self.holder.model
-        if self.holder.status is not Status.OK or model is None:
+        model = self.holder.model if self.holder.status is Status.OK else None
+        try:  # the version is checked only against a model that is ready
+            check_served(name, version or "", self.served_name, model)
+        except ApiError as exc:
+            return _error(exc.status_code, exc.detail)
+        if model is None:
             return _error(503, f"model {name!r} is not ready: {self.holder.status.value}")
-        if version is not None and not version_matches(version, model.digest):
-            return _error(
-                404,
-                f"model version {version!r} is not served; the version is "
-                f"{version_of(model.digest)!r}",
-            )
         return model
 
     def metadata(self, name: str, version: str | None) -> Response[Any]:

@@ -33,12 +33,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from app.dashboard.loadrun import LoadResult, LoadSpec, percentile
 from app.dashboard.loadrun import run as run_load
@@ -154,9 +154,8 @@ class Instance:
         return time.perf_counter() - started
 
     def ensure_stopped(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            with suppress(subprocess.TimeoutExpired):  # stop has killed it then
-                self.stop(wait=20)
+        if self.process is not None:
+            serving.stop(self.process)
 
 
 class HAProxy:
@@ -209,13 +208,8 @@ class HAProxy:
         return True
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            serving.stop(self.process, timeout=10)
 
     def _rows(self) -> list[dict[str, str]]:
         """``show stat`` from HAProxy's stats socket, a dict per proxy and server."""
@@ -316,88 +310,88 @@ def _summary(result: LoadResult, window: tuple[float, float]) -> dict[str, Any]:
     }
 
 
-def roll(model_dir: Path, workdir: Path) -> dict[str, Any]:
-    """Restart every instance in turn under load; timings per step."""
+@contextmanager
+def balanced(model_dir: Path, workdir: Path) -> Iterator[tuple[list[Instance], HAProxy]]:
+    """INSTANCES scorers behind HAProxy; every process stopped on the way out."""
     instances = [
         Instance(f"scorer-{i}", stable_port(), model_dir, workdir) for i in range(INSTANCES)
     ]
-    steps = []
     try:
         for instance in instances:
             instance.start()
         with HAProxy(serving.free_port(), workdir, instances) as proxy:
-            url = f"http://127.0.0.1:{proxy.port}/predict"
-            # Long enough for the roll (about 3.5 s an instance here) and a tail after it.
-            with load_in_background(url, duration=6.0 + 4.5 * INSTANCES) as outcome:
-                time.sleep(3.0)  # steady load first
-                began = time.perf_counter()
-                for instance in instances:
-                    assert instance.process is not None
-                    instance.process.send_signal(signal.SIGTERM)
-                    sent = time.perf_counter()
-                    out_after = proxy.wait_for(instance.name, "DOWN")
-                    instance.process.wait(timeout=30)
-                    exited = time.perf_counter() - sent
-                    ready = instance.start()
-                    up_after = proxy.wait_for(instance.name, "UP")
-                    steps.append(
-                        {
-                            "instance": instance.name,
-                            "out_of_rotation_s": round(out_after, 3),
-                            "exited_s": round(exited, 3),
-                            "replacement_ready_s": round(ready, 3),
-                            "back_in_rotation_s": round(up_after, 3),
-                        }
-                    )
-                ended = time.perf_counter()
-                outcome.outlasts(ended)
-            result = outcome.result
-            assert result is not None
-            retried = proxy.retries()
+            yield instances, proxy
     finally:
         for instance in instances:
             instance.ensure_stopped()
+
+
+T = TypeVar("T")
+
+
+def under_load(
+    proxy: HAProxy, duration: float, act: Callable[[], T]
+) -> tuple[T, dict[str, Any], dict[str, int], float]:
+    """``act`` 3 s into an open loop through ``proxy``: what it returned, the load's summary
+    (latency within the act's window), the balancer's retries, and how long the act took."""
+    with load_in_background(f"http://127.0.0.1:{proxy.port}/predict", duration) as outcome:
+        time.sleep(3.0)  # steady load first
+        began = time.perf_counter()
+        acted = act()
+        ended = time.perf_counter()
+        outcome.outlasts(ended)
+    assert outcome.result is not None
+    return acted, _summary(outcome.result, (began, ended)), proxy.retries(), ended - began
+
+
+def restart(proxy: HAProxy, instance: Instance) -> dict[str, Any]:
+    """SIGTERM, wait for the exit, start a replacement, wait until the balancer has it."""
+    assert instance.process is not None
+    instance.process.send_signal(signal.SIGTERM)
+    sent = time.perf_counter()
+    out_after = proxy.wait_for(instance.name, "DOWN")
+    instance.process.wait(timeout=30)
+    exited = time.perf_counter() - sent
+    ready = instance.start()
+    up_after = proxy.wait_for(instance.name, "UP")
     return {
-        "roll_s": round(ended - began, 3),
-        "balancer": retried,
-        "steps": steps,
-        "load": _summary(result, (began, ended)),
+        "instance": instance.name,
+        "out_of_rotation_s": round(out_after, 3),
+        "exited_s": round(exited, 3),
+        "replacement_ready_s": round(ready, 3),
+        "back_in_rotation_s": round(up_after, 3),
     }
+
+
+def roll(model_dir: Path, workdir: Path) -> dict[str, Any]:
+    """Restart every instance in turn under load; timings per step."""
+    with balanced(model_dir, workdir) as (instances, proxy):
+        # Long enough for the roll (about 3.5 s an instance here) and a tail after it.
+        steps, load, retried, took = under_load(
+            proxy, 6.0 + 4.5 * INSTANCES, lambda: [restart(proxy, i) for i in instances]
+        )
+    return {"roll_s": round(took, 3), "balancer": retried, "steps": steps, "load": load}
 
 
 def kill(model_dir: Path, workdir: Path) -> dict[str, Any]:
     """SIGKILL one instance under load, then start it again."""
-    instances = [
-        Instance(f"scorer-{i}", stable_port(), model_dir, workdir) for i in range(INSTANCES)
-    ]
-    try:
-        for instance in instances:
-            instance.start()
-        with HAProxy(serving.free_port(), workdir, instances) as proxy:
-            url = f"http://127.0.0.1:{proxy.port}/predict"
-            victim = instances[0]
-            with load_in_background(url, duration=9.0) as outcome:
-                time.sleep(3.0)
-                began = time.perf_counter()
-                victim.stop(signal.SIGKILL)
-                out_after = proxy.wait_for(victim.name, "DOWN")
-                ready = victim.start()
-                up_after = proxy.wait_for(victim.name, "UP")
-                ended = time.perf_counter()
-                outcome.outlasts(ended)
-            result = outcome.result
-            assert result is not None
-            retried = proxy.retries()
-    finally:
-        for instance in instances:
-            instance.ensure_stopped()
+    with balanced(model_dir, workdir) as (instances, proxy):
+        victim = instances[0]
+
+        def kill_and_replace() -> tuple[float, float, float]:
+            victim.stop(signal.SIGKILL)
+            out_after = proxy.wait_for(victim.name, "DOWN")
+            ready = victim.start()
+            return out_after, ready, proxy.wait_for(victim.name, "UP")
+
+        (out_after, ready, up_after), load, retried, _ = under_load(proxy, 9.0, kill_and_replace)
     return {
         "out_of_rotation_s": round(out_after, 3),
         "replacement_ready_s": round(ready, 3),
         "back_in_rotation_s": round(up_after, 3),
         "bound": MAXCONN,
         "balancer": retried,
-        "load": _summary(result, (began, ended)),
+        "load": load,
     }
 
 

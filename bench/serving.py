@@ -34,6 +34,18 @@ def health_ok(port: int) -> bool:
         return False
 
 
+def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """SIGTERM ``process`` if it still runs, and SIGKILL it if it has not exited in time."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @dataclass
 class RunningServer:
     process: subprocess.Popen[bytes]
@@ -71,12 +83,7 @@ def run_server(
         server.ready_s = time.perf_counter() - started
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @contextmanager

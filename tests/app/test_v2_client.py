@@ -5,9 +5,6 @@ catalogue over a real socket, and schemathesis over the v2 routes of the served 
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from tritonclient.utils import InferenceServerException
 from app.dashboard.readings import ReadingSampler
 from app.schemas import ModelResponse
 from tests.support.catalogue import LIMITS
+from tests.support.fuzzing import schemathesis_run
 from tests.support.servers import RunningServer, gridscore_serve
 from tests.support.v2_catalogue import CASES, NAME, V2Case
 
@@ -195,34 +193,16 @@ def test_schemathesis_over_the_v2_routes(model_dir: Path, tmp_path: Path) -> Non
     which JSON Schema cannot state, so generated requests the schema admits get a 400 (the
     catalogue above checks those answers)."""
     with gridscore_serve(model_dir, tmp_path, command="api", MAX_BATCH="200") as server:
-        done = subprocess.run(
-            [
-                str(Path(sys.executable).with_name("schemathesis")),
-                "run",
-                f"{server.url}/schema/openapi.json",
-                "--include-path-regex",
-                "^/v2",
-                "--max-examples",
-                "150",
-                "--checks",
-                "all",
-                "--exclude-checks",
-                "positive_data_acceptance",
-                "--seed",
-                "20261127",
-                "--generation-database",
-                "none",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-            cwd=tmp_path,
+        generated, passed, output = schemathesis_run(
+            server.url,
+            tmp_path,
+            "--include-path-regex",
+            "^/v2",
+            "--max-examples",
+            "150",
+            "--exclude-checks",
+            "positive_data_acceptance",
         )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-4000:]
-    generated = re.search(r"(\d+) generated, (\d+) passed", output)
-    assert generated is not None, output[-2000:]
-    assert int(generated.group(1)) >= 500
-    assert generated.group(1) == generated.group(2)
+    assert generated >= 500
+    assert generated == passed
     assert "/v2/models/{model}/infer" in output

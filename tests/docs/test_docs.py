@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 from app import docgen
 from app.settings import reference_markdown
 from bench import report
-from tests.support.examples import EXAMPLE_BATCH
+from tests.support.examples import EXAMPLE_BATCH, rounded
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -136,15 +136,4 @@ def test_example_response_is_what_the_default_model_answers(
     expected = json.loads(shown.group(1))
     assert answered["served_by"]  # the one field that differs from machine to machine
     answered["served_by"] = expected["served_by"]
-    assert _rounded(answered) == _rounded(expected)
-
-
-def _rounded(value: object) -> object:
-    """Floats to 6 significant digits, all the way down: the same on every CPU."""
-    if isinstance(value, float):
-        return float(f"{value:.6g}")
-    if isinstance(value, dict):
-        return {key: _rounded(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_rounded(item) for item in value]
-    return value
+    assert rounded(answered) == rounded(expected)

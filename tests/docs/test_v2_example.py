@@ -13,7 +13,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from tests.docs.test_docs import _rounded
+from tests.support.examples import rounded
 from tests.support.servers import gridscore_serve
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "v2.md"
@@ -31,7 +31,7 @@ def test_curl_example_gets_the_answer_shown(client: TestClient[Litestar]) -> Non
     got = answered.json()
     assert got["parameters"]["served_by"]  # differs from machine to machine
     got["parameters"]["served_by"] = expected["parameters"]["served_by"]
-    assert _rounded(got) == _rounded(expected)
+    assert rounded(got) == rounded(expected)
 
 
 @pytest.mark.slow

@@ -14,3 +14,14 @@ EXAMPLE_BATCH: dict[str, Any] = {
 
 NOMINAL: dict[str, float] = {"voltage": 230.0, "current": 10.0, "frequency": 50.0}
 """One reading at the synthetic supply point's nominal values."""
+
+
+def rounded(value: object) -> object:
+    """Floats to 6 significant digits, all the way down: the same on every CPU."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {key: rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [rounded(item) for item in value]
+    return value
