@@ -1,39 +1,17 @@
-"""Run the app under uvicorn with gridscore's process settings.
-
-asyncio only sets TCP_NODELAY on accepted sockets whose listener says IPPROTO_TCP, and a socket
-bound with protocol 0 (as ``uvicorn --workers`` binds it) does not; Nagle's algorithm then holds
-back each keep-alive response until the client's delayed ACK (~40 ms). The protocol class
-below sets TCP_NODELAY on every accepted connection, whoever bound the socket.
-"""
+"""Run the app under uvicorn with gridscore's process settings (the HTTP protocol it runs is
+app.http_protocol's)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging.config
 import os
-import socket
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app import logs
+from app import http_protocol, logs
 from app.settings import Settings
 from app.supervisor import Supervisor
-
-
-def set_nodelay(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-class NoDelayHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with TCP_NODELAY on each connection."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        set_nodelay(transport)
-        super().connection_made(transport)
 
 
 def uvicorn_options(settings: Settings, app: str) -> dict[str, Any]:
@@ -43,7 +21,7 @@ def uvicorn_options(settings: Settings, app: str) -> dict[str, Any]:
         "factory": True,
         "host": settings.server.host,
         "port": settings.server.port,
-        "http": "app.server:NoDelayHttpToolsProtocol",
+        "http": http_protocol.PROTOCOLS[settings.server.request_order],
         "loop": "uvloop",
         "lifespan": "on",
         "log_config": logs.uvicorn_log_config(settings.server.log_level),

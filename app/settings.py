@@ -161,6 +161,14 @@ class ServerSettings:
         "(8 in `ops/k8s`, docs/deploying.md)",
         number(floor=0.0),
     )
+    request_order: str = setting(
+        "REQUEST_ORDER",
+        "fair",
+        "`fair`: the requests read in one pass of the event loop start least recently served "
+        "connection first, so none waits two rounds (docs/benchmarks.md); `poll`: in the order "
+        "the loop reports their sockets (uvicorn's)",
+        choice("fair", "poll"),
+    )
     metrics_dir: str = setting(
         "PROMETHEUS_MULTIPROC_DIR",
         "",

@@ -174,7 +174,32 @@ def http_floor_section(report: dict[str, Any]) -> list[str]:
                 f"{on['p50_ms'] / off['p50_ms'] - 1:+.1%}.",
                 "",
             ]
-    return lines
+    return lines + request_order_section(report)
+
+
+def request_order_section(report: dict[str, Any]) -> list[str]:
+    order = report.get("request_order_1_worker")
+    if not order:
+        return []
+    lines = [
+        "Start order, one worker, wrk closed loop, the same rounds with `REQUEST_ORDER=poll` "
+        "(uvicorn's: the order the event loop reports the sockets) and `fair` (the default: "
+        "least recently served connection first; see above):",
+        "",
+        "| batch, connections | order | requests/s | p50 | p99 | p99.9 | p99 / p50 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    cells = dict.fromkeys(name.split("_", 1)[1] for name in order)
+    for cell in cells:
+        _, batch, connections = cell.split("_")
+        for name in ("poll", "fair"):
+            row = order[f"{name}_{cell}"]
+            lines.append(
+                f"| {int(batch):,}, {connections[1:]} | `{name}` | {row['requests_per_s']:,.0f} | "
+                f"{row['p50_ms']:.3f} ms | {row['p99_ms']:.3f} ms | {row['p999_ms']:.3f} ms | "
+                f"{row['p99_ms'] / row['p50_ms']:.2f} |"
+            )
+    return [*lines, ""]
 
 
 def service_section(report: dict[str, Any]) -> list[str]:

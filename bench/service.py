@@ -8,6 +8,8 @@ Starts ``gridscore api`` (artifact present) as a fresh process for each measurem
   protocol (the floor of the HTTP stack), ``GET /live``, and ``POST /predict`` at batch 1 and
   100, closed loop with 8 connections; requests/s and p50/p99/p99.9, the median of 3 rounds
   (the targets interleaved in each round).
+- One worker with ``REQUEST_ORDER=poll`` (uvicorn's start order) against ``fair``, the same
+  rounds: the tail each gives at batch 1 and 100.
 - Two workers against bench.loadgen: single-connection latency, throughput by batch, memory.
 
     python -m bench.service            # full run (~3 minutes)
@@ -145,7 +147,7 @@ def http_floor(
         bodies[batch].write_bytes(loadgen.make_bodies(batch, 1, 7, 0.0)[0].content)
     bare = [
         sys.executable, "-m", "uvicorn", "bench.bare_asgi:app", "--loop", "uvloop",
-        "--http", "app.server:NoDelayHttpToolsProtocol", "--log-level", "warning",
+        "--http", "app.http_protocol:FairHttpProtocol", "--log-level", "warning",
     ]  # fmt: skip
     measured: dict[str, list[dict[str, Any]]] = {}
     for _ in range(rounds):
@@ -161,6 +163,15 @@ def http_floor(
                     run = wrk(f"{url}/predict", seconds, body=body)
                     run["rows_per_s"] = round(run["requests_per_s"] * batch, 1)
                     measured.setdefault(f"{prefix}predict_batch_{batch}", []).append(run)
+    return _medians(measured)
+
+
+def _medians(measured: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """The median run per target; refused when any request failed (a 503 from a server
+    without a model measures nothing)."""
+    failed = {name: n for name, runs in measured.items() if (n := sum(r["errors"] for r in runs))}
+    if failed:
+        raise RuntimeError(f"requests failed while measuring: {failed}")
     return {name: _median_run(runs) for name, runs in measured.items()}
 
 
@@ -226,6 +237,27 @@ def gc_comparison(model_dir: Path, seconds: float) -> dict[str, Any]:
     return result
 
 
+def interleaved_settings(
+    model_dir: Path,
+    variants: dict[str, dict[str, str]],
+    cells: dict[str, tuple[Path, int]],
+    seconds: float,
+    rounds: int,
+) -> dict[str, dict[str, Any]]:
+    """One worker per variant (its settings as environment), the variants interleaved in each
+    round, each running every cell (a body for ``POST /predict``, a connection count) under
+    wrk; the median over the rounds per ``<variant>_<cell>``."""
+    measured: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(rounds):
+        for name, settings in variants.items():
+            with server(model_dir, 1, **settings) as (_, port, _):
+                url = f"http://127.0.0.1:{port}/predict"
+                for cell, (body, connections) in cells.items():
+                    run = wrk(url, seconds, connections=connections, body=body)
+                    measured.setdefault(f"{name}_{cell}", []).append(run)
+    return _medians(measured)
+
+
 def shadow_comparison(model_dir: Path, seconds: float, rounds: int) -> dict[str, Any]:
     """One worker, batch 1: the client's latency with a shadow model and without, the rounds
     interleaved; one keep-alive connection (latency) and 8 connections (saturation). The
@@ -237,7 +269,6 @@ def shadow_comparison(model_dir: Path, seconds: float, rounds: int) -> dict[str,
     live = artifact.find(model_dir, "gridscore-iforest")
     if live is None:
         raise RuntimeError(f"no artifact in {model_dir}")
-    measured: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="gridscore-shadow-") as tmp:
         models = Path(tmp) / "models"
         candidate = pipeline.run(
@@ -250,14 +281,37 @@ def shadow_comparison(model_dir: Path, seconds: float, rounds: int) -> dict[str,
         body = Path(tmp) / "batch-1.json"
         body.write_bytes(loadgen.make_bodies(1, 1, 7, 0.0)[0].content)
         pinned = live.stem.rsplit("-", 1)[-1]
-        for _ in range(rounds):
-            for name, shadow in (("shadow_off", ""), ("shadow_on", candidate[:12])):
-                with server(models, 1, MODEL_DIGEST=pinned, SHADOW_DIGEST=shadow) as (_, port, _):
-                    url = f"http://127.0.0.1:{port}/predict"
-                    for connections in (1, 8):
-                        run = wrk(url, seconds, connections=connections, body=body)
-                        measured.setdefault(f"{name}_c{connections}", []).append(run)
-    return {name: _median_run(runs) for name, runs in measured.items()}
+        return interleaved_settings(
+            models,
+            {
+                "shadow_off": {"MODEL_DIGEST": pinned, "SHADOW_DIGEST": ""},
+                "shadow_on": {"MODEL_DIGEST": pinned, "SHADOW_DIGEST": candidate[:12]},
+            },
+            {"c1": (body, 1), "c8": (body, 8)},
+            seconds,
+            rounds,
+        )
+
+
+def request_order_comparison(
+    model_dir: Path, seconds: float, rounds: int, quick: bool = False
+) -> dict[str, Any]:
+    """One worker, closed loop: ``REQUEST_ORDER=poll`` (uvicorn's order) against ``fair``,
+    interleaved; batch 1 at 4, 8 and 16 connections and batch 100 at 8."""
+    with tempfile.TemporaryDirectory(prefix="gridscore-order-") as tmp:
+        bodies = {}
+        for batch in (1, 100):
+            bodies[batch] = Path(tmp) / f"batch-{batch}.json"
+            bodies[batch].write_bytes(loadgen.make_bodies(batch, 1, 7, 0.0)[0].content)
+        cells = {f"batch_1_c{c}": (bodies[1], c) for c in ((8,) if quick else (4, 8, 16))}
+        cells["batch_100_c8"] = (bodies[100], 8)
+        return interleaved_settings(
+            model_dir,
+            {order: {"REQUEST_ORDER": order} for order in ("poll", "fair")},
+            cells,
+            seconds,
+            rounds,
+        )
 
 
 def _describe_checkout(path: Path) -> str:
@@ -309,7 +363,7 @@ def nagle_comparison(model_dir: Path, requests: int) -> dict[str, Any]:
     result = {}
     for name, http in (
         ("stock_httptools", "httptools"),
-        ("gridscore_nodelay", "app.server:NoDelayHttpToolsProtocol"),
+        ("gridscore_nodelay", "app.http_protocol:NoDelayHttpProtocol"),
     ):
         with server(model_dir, 2, [*base, "--http", http]) as (_, port, _):
             summary = single_connection(port, requests)
@@ -364,6 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     report["shadow_1_worker"] = shadow_comparison(
         args.model_dir, 2 if quick else 10, 1 if quick else 3
     )
+    report["request_order_1_worker"] = request_order_comparison(
+        args.model_dir, 2 if quick else 10, 1 if quick else 3, quick
+    )
     report["cold_start"] = [cold_start(args.model_dir, w, 1 if quick else 5) for w in (1, 2)]
     with server(args.model_dir, 2) as (process, port, _):
         report["single_connection_2_workers"] = {
@@ -391,6 +448,12 @@ def print_table(report: dict[str, Any]) -> None:
         print(
             f"  1 worker, wrk -c8, {name}: {row['requests_per_s']:.0f} req/s, p50 "
             f"{row['p50_ms']:.3f} ms, p99 {row['p99_ms']:.3f} ms, p99.9 {row['p999_ms']:.3f} ms"
+        )
+    for name, row in report["request_order_1_worker"].items():
+        print(
+            f"  1 worker, REQUEST_ORDER={name.replace('_', ' ', 1)}: "
+            f"{row['requests_per_s']:.0f} req/s, p50 {row['p50_ms']:.3f} ms, "
+            f"p99 {row['p99_ms']:.3f} ms ({row['p99_ms'] / row['p50_ms']:.2f}x p50)"
         )
     for row in report["cold_start"]:
         print(

@@ -6,7 +6,10 @@ on /health (timing it), stop with SIGTERM on the way out.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -86,6 +89,27 @@ def run_server(
         stop(process)
 
 
+@functools.cache
+def own_artifact(source: Path) -> Path:
+    """A model folder with the default artifact as the checkout ``source`` publishes it (the
+    same synthetic readings and seed). The artifact's format changes between commits, so a
+    baseline serves one of its own; the folder goes when this process ends."""
+    folder = Path(tempfile.mkdtemp(prefix="gridscore-baseline-models-"))
+    atexit.register(shutil.rmtree, folder, True)
+    env = {**os.environ, "PYTHONPATH": str(source), "MODEL_DIR": str(folder)}
+    done = subprocess.run(
+        [sys.executable, "-m", "convert", "--model-dir", str(folder)],
+        cwd=source,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"convert in {source} failed:\n{done.stdout}{done.stderr}")
+    return folder
+
+
 @contextmanager
 def gridscore_serve(
     model_dir: Path,
@@ -97,8 +121,11 @@ def gridscore_serve(
     **env: str,
 ) -> Iterator[RunningServer]:
     """``gridscore <command>`` (serve, api or dashboard) with the artifact in ``model_dir``;
-    ``source``: run another checkout of gridscore (a baseline) with this environment."""
+    ``source``: run another checkout of gridscore (a baseline) with this environment, on the
+    artifact that checkout publishes (``own_artifact``) instead of ``model_dir``'s."""
     port = port or free_port()
+    if source is not None:
+        model_dir = own_artifact(source)
     environment = {
         **os.environ,
         "PORT": str(port),

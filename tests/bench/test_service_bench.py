@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.support.examples import NOMINAL
 from tests.support.servers import gridscore_serve
 from tests.support.tools import require_tool
 
@@ -60,7 +62,39 @@ def test_quick_service_benchmark_reports_every_figure(model_dir: Path, tmp_path:
         gc_runs["gc_freeze_1"]["startup"]["full_collection_ms_after"]
         < (gc_runs["gc_freeze_1"]["startup"]["full_collection_ms_before"])
     )
+    order = report["request_order_1_worker"]
+    assert set(order) == {
+        "poll_batch_1_c8",
+        "fair_batch_1_c8",
+        "poll_batch_100_c8",
+        "fair_batch_100_c8",
+    }
+    assert all(row["errors"] == 0 and row["requests_per_s"] > 0 for row in order.values())
     assert "start to first 200" in done.stdout
+
+
+def test_a_measurement_with_failed_requests_is_refused() -> None:
+    from bench.service import _medians
+
+    run = {"requests_per_s": 900.0, "p50_ms": 1.0, "p99_ms": 2.0, "errors": 0}
+    assert _medians({"live": [run, run]})["live"]["requests_per_s"] == 900.0
+    with pytest.raises(RuntimeError, match="requests failed while measuring: {'predict': 7}"):
+        _medians({"live": [run], "predict": [run, {**run, "errors": 7}]})
+
+
+@pytest.mark.slow
+def test_a_baseline_checkout_serves_an_artifact_it_published(tmp_path: Path) -> None:
+    from app import artifact
+    from bench.serving import own_artifact
+
+    checkout = Path(__file__).resolve().parents[2]
+    folder = own_artifact(checkout)
+    found = artifact.find(folder, "gridscore-iforest")
+    assert found is not None and found.with_suffix(".onnx").exists()
+    with gridscore_serve(tmp_path / "empty", tmp_path, command="api", source=checkout) as server:
+        answer = httpx.post(f"{server.url}/predict", json={"readings": [NOMINAL]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model"] == found.stem.rsplit("-", 1)[-1]
 
 
 @pytest.mark.slow
