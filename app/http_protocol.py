@@ -65,7 +65,12 @@ class _StartQueue:
         # The stamps are unique, so the sort never compares the protocols behind them.
         pending.sort()
         for _, protocol, cycle, app in pending:
-            protocol.start_now(cycle, app)
+            try:
+                protocol.start_now(cycle, app)
+            except Exception as exc:  # one request's failure must not drop the others
+                self._loop.call_exception_handler(
+                    {"message": "could not start a request", "exception": exc}
+                )
 
 
 _queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _StartQueue] = (

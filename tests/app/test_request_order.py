@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import os
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from app.http_protocol import _StartQueue
 from app.server import uvicorn_options
 from app.settings import Settings
 from tests.support.servers import free_port, run_server
@@ -60,3 +62,30 @@ def test_poll_order_starts_requests_in_the_order_the_loop_reports_their_sockets(
 ) -> None:
     # uvicorn's own order, which the fair order changes: the sockets as epoll listed them.
     assert _start_order(tmp_path, "poll") == ["A", "B", "C", "D"]
+
+
+class _Connection:
+    def __init__(self, last_served: int, started: list[int], fails: bool = False) -> None:
+        self.last_served = last_served
+        self._started = started
+        self._fails = fails
+
+    def start_now(self, cycle: object, app: object) -> None:
+        if self._fails:
+            raise RuntimeError("cannot start")
+        self._started.append(self.last_served)
+
+
+def test_a_request_that_cannot_start_does_not_hold_back_the_others_of_its_poll() -> None:
+    loop = asyncio.new_event_loop()
+    reported: list[str] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context["message"]))
+    queue = _StartQueue(loop)
+    started: list[int] = []
+    for stamp, fails in ((3, False), (1, True), (2, False)):
+        queue.add(_Connection(stamp, started, fails), None, None)  # type: ignore[arg-type]
+    assert started == []  # nothing starts before the loop's next pass
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.close()
+    assert started == [2, 3]
+    assert reported == ["could not start a request"]
