@@ -12,7 +12,7 @@ Starts ``gridscore api`` (artifact present) as a fresh process for each measurem
   rounds: the tail each gives at batch 1 and 100.
 - Two workers against bench.loadgen: single-connection latency, throughput by batch, memory.
 
-    python -m bench.service            # full run (~3 minutes)
+    python -m bench.service            # full run (~15 minutes)
     python -m bench.service --quick    # smoke run for the tests (~30 s)
 """
 
