@@ -1,8 +1,11 @@
-"""Process facts from /proc: children of a server, resident and proportional memory."""
+"""Process facts from /proc: children of a server, CPU time, resident and proportional memory."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:
@@ -43,3 +46,10 @@ def memory_mib(pid: int) -> dict[str, float]:
             if line.startswith("Pss:"):
                 result["pss_mib"] = round(int(line.split()[1]) / 1024, 1)
     return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After the command's closing parenthesis: utime and stime are the 12th and 13th fields.
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS

@@ -281,15 +281,33 @@ def soak_section(report: dict[str, Any], title: str = "Soak") -> list[str]:
             f"{s['p50_ms']:.2f} ms | {s['p99_ms']:.2f} ms | {worst:.2f} ms | "
             f"{', '.join(f'{g} MiB' for g in run['rss_growth_mib'])} |"
         )
+    shown = report["windows"]
     lines += [
         "",
         "p99 per 5-second window of the run with the median overall p99:",
         "",
-        "| window | " + " | ".join(f"{w['from_s']:.0f} s" for w in report["windows"]) + " |",
-        "|---|" + "---|" * len(report["windows"]),
-        "| p99 (ms) | " + " | ".join(f"{w['p99_ms']:.1f}" for w in report["windows"]) + " |",
-        "",
+        "| window | " + " | ".join(f"{w['from_s']:.0f} s" for w in shown) + " |",
+        "|---|" + "---|" * len(shown),
+        "| p99 (ms) | " + " | ".join(f"{w['p99_ms']:.1f}" for w in shown) + " |",
     ]
+    if all(w.get("server", {}).get("p99_under_ms") is not None for w in shown):
+        lines += [
+            "| the workers' p99 under (ms) | "
+            + " | ".join(f"{w['server']['p99_under_ms']:g}" for w in shown)
+            + " |",
+            "| workers' CPU (% of a core) | "
+            + " | ".join("/".join(f"{c:.0f}" for c in w["worker_cpu_pct"]) for w in shown)
+            + " |",
+            "| generator's CPU (% of a core) | "
+            + " | ".join(f"{w['generator_cpu_pct']:.0f}" for w in shown)
+            + " |",
+            "",
+            "The workers' p99 is the bound of the first bucket of their own "
+            "`request_latency_seconds` histogram that holds 99 % of the window's requests: the "
+            "time from the request's arrival in the worker to its answer. What the client sees "
+            "beyond it waited outside the handler, in a socket for its worker or in the generator.",
+        ]
+    lines.append("")
     return lines
 
 

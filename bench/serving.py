@@ -126,15 +126,16 @@ def gridscore_serve(
     port = port or free_port()
     if source is not None:
         model_dir = own_artifact(source)
+    # A metrics folder of this shell's is not the server's (``env`` may name one).
+    inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     environment = {
-        **os.environ,
+        **inherited,
         "PORT": str(port),
         "HOST": "127.0.0.1",
         "MODEL_DIR": str(model_dir.resolve()),
         "TRAIN_IF_MISSING": "0",
         **env,
     }
-    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
     if source is not None:
         environment["PYTHONPATH"] = str(source)
     with (

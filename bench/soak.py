@@ -7,25 +7,103 @@ Starts ``gridscore api`` with 2 workers, measures its capacity with a short clos
 (16 connections, batch 10), then drives it open-loop at 70 % of that for the soak duration.
 Latency counts from each request's due time; p99 is reported per 5-second window; resident
 memory of each worker is read before and after.
+
+Beside each window's p99 as the client saw it, the server's own view of the same window: how
+long the workers took (their ``request_latency_seconds`` histogram, read from the multiprocess
+files) and how busy each worker and the generator were. A tail the server's histogram does not
+show accrued outside the handler: in a socket waiting for its worker, or in the generator,
+which shares the two cores. A separate process reads them, so neither the generator's loop nor
+a worker spends a moment on it.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import multiprocessing
 import os
 import platform
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+from prometheus_client import CollectorRegistry, multiprocess
 
 from app.dashboard.loadrun import LoadSpec, percentile, run
 from bench import procs, serving
 
 RESULTS = Path(__file__).parent / "results"
 WINDOW_S = 5.0
+SLOW_MS = (1.0, 2.5, 5.0, 10.0)  # the server-side counts of requests slower than these
+
+Buckets = dict[str, float]  # the histogram's upper bound ("0.001", "+Inf") -> cumulative count
+Sample = tuple[float, Buckets, dict[int, float]]  # (perf_counter, /predict buckets, CPU s by pid)
+
+
+def predict_buckets(metrics_dir: str) -> Buckets:
+    """The workers' summed ``request_latency_seconds`` buckets for ``/predict``, read from
+    their multiprocess files."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
+    buckets: Buckets = {}
+    for metric in registry.collect():
+        if metric.name != "request_latency_seconds":
+            continue
+        for sample in metric.samples:
+            if sample.name.endswith("_bucket") and sample.labels.get("path") == "/predict":
+                bound = sample.labels["le"]
+                buckets[bound] = buckets.get(bound, 0.0) + sample.value
+    return buckets
+
+
+def sample_at(times: list[float], metrics_dir: str, pids: list[int], out: Connection) -> None:
+    """At each of ``times`` (``time.perf_counter``, CLOCK_MONOTONIC, the same clock in every
+    process): the /predict buckets and the CPU seconds of each of ``pids``. Runs in a
+    process of its own; sends the samples through ``out`` when done."""
+    samples: list[Sample] = []
+    for due in times:
+        time.sleep(max(0.0, due - time.perf_counter()))
+        cpu = {pid: procs.cpu_seconds(pid) for pid in pids}
+        samples.append((time.perf_counter(), predict_buckets(metrics_dir), cpu))
+    out.send(samples)
+    out.close()
+
+
+def server_window(before: Buckets, after: Buckets) -> dict[str, Any]:
+    """The requests the workers finished between two readings of their histogram: how many,
+    how many took longer than each of SLOW_MS, and the bucket bound their p99 lies under."""
+
+    def delta(bound: str) -> float:
+        return after.get(bound, 0.0) - before.get(bound, 0.0)
+
+    requests = delta("+Inf")
+    bounds = sorted((float(b), b) for b in after if b != "+Inf")
+    p99_under = float("inf")
+    for value, bound in bounds:
+        if requests and delta(bound) >= 0.99 * requests:
+            p99_under = value * 1000
+            break
+    slower = {}
+    for limit in SLOW_MS:
+        named = next((b for value, b in bounds if abs(value * 1000 - limit) < 1e-9), None)
+        if named is not None:
+            slower[f"{limit:g}"] = round(requests - delta(named))
+    return {
+        "requests": round(requests),
+        "p99_under_ms": p99_under if requests else None,
+        "slower_than_ms": slower,
+    }
+
+
+def cpu_window(before: Sample, after: Sample) -> dict[int, float]:
+    """Per pid, the share of one core it used between two samples (percent)."""
+    elapsed = after[0] - before[0]
+    return {pid: round(100 * (after[2][pid] - before[2][pid]) / elapsed, 1) for pid in after[2]}
 
 
 def windows(finished: list[float], latencies: list[float], start: float) -> list[dict[str, Any]]:
@@ -44,7 +122,8 @@ def windows(finished: list[float], latencies: list[float], start: float) -> list
 
 
 def soak_once(model_dir: Path, duration: float, baseline: Path | None) -> dict[str, Any]:
-    """One soak on a fresh server: capacity, then 70 % of it, per-window p99, memory."""
+    """One soak on a fresh server: capacity, then 70 % of it, per-window p99 (the client's and
+    the server's), CPU per process and window, memory."""
     with (
         tempfile.TemporaryDirectory() as tmp,
         serving.gridscore_serve(
@@ -54,6 +133,7 @@ def soak_once(model_dir: Path, duration: float, baseline: Path | None) -> dict[s
             source=baseline,
             WORKERS="2",
             LOG_LEVEL="warning",
+            PROMETHEUS_MULTIPROC_DIR=str(Path(tmp) / "metrics"),
         ) as server,
     ):
         url = f"{server.url}/predict"
@@ -61,17 +141,42 @@ def soak_once(model_dir: Path, duration: float, baseline: Path | None) -> dict[s
         rate = round(0.7 * capacity["requests_per_s"], 1)
         workers = procs.worker_pids(server.process.pid)
         before = {pid: procs.memory_mib(pid)["rss_mib"] for pid in workers}
+        start = time.perf_counter() + 1.0  # time for the sampling process to start
+        receiver, sender = multiprocessing.get_context("spawn").Pipe(duplex=False)
+        sampler = multiprocessing.get_context("spawn").Process(
+            target=sample_at,
+            args=(
+                [start + k * WINDOW_S for k in range(int(duration // WINDOW_S) + 1)],
+                str(Path(tmp) / "metrics"),
+                [*workers, os.getpid()],
+                sender,
+            ),
+        )
+        sampler.start()
+        time.sleep(max(0.0, start - time.perf_counter()))
         soak = run(
             LoadSpec(url, batch=10, connections=64, rate=rate, duration=duration, bodies=256)
         )
         after = {pid: procs.memory_mib(pid)["rss_mib"] for pid in workers}
-    start = min(soak.finished) if soak.finished else 0.0
+        samples: list[Sample] = receiver.recv() if receiver.poll(2 * WINDOW_S) else []
+        sampler.join(WINDOW_S)
     # The last, partial window holds only the stragglers: left out.
     kept = [
         w
         for w in windows(soak.finished, soak.latencies, start)
         if w["from_s"] + WINDOW_S <= duration
     ]
+    # Sample k was taken at the start of window k.
+    spans = list(itertools.pairwise(samples))
+    for window in kept:
+        index = int(window["from_s"] // WINDOW_S)
+        if index >= len(spans):
+            continue
+        first, last = spans[index]
+        cpu = cpu_window(first, last)
+        window["server"] = server_window(first[1], last[1])
+        window["worker_cpu_pct"] = [cpu[pid] for pid in workers]
+        window["generator_cpu_pct"] = cpu[os.getpid()]
     return {
         "capacity_requests_per_s": capacity["requests_per_s"],
         "rate_requests_per_s": rate,
@@ -131,11 +236,19 @@ def main(argv: list[str] | None = None) -> int:
             f"p99 {summary['p99_ms']:.2f} ms, worst 5 s window p99 "
             f"{one['worst_window_p99_ms']:.2f} ms, RSS growth {one['rss_growth_mib']} MiB"
         )
-    print("the median run's windows:")
+    print("the median run's windows (client p99; the workers' own p99 bound; CPU % of a core):")
     for window in report["windows"]:
+        server = window.get("server")
+        beside = (
+            f"; server p99 <= {server['p99_under_ms']:g} ms, workers "
+            f"{'/'.join(f'{c:.0f}' for c in window['worker_cpu_pct'])} %, generator "
+            f"{window['generator_cpu_pct']:.0f} %"
+            if server and server["p99_under_ms"] is not None
+            else ""
+        )
         print(
             f"  {window['from_s']:>5.0f} s: {window['requests']:>6} requests, "
-            f"p99 {window['p99_ms']:.2f} ms"
+            f"p99 {window['p99_ms']:.2f} ms{beside}"
         )
     print(f"  RSS per worker {report['rss_mib_before']} -> {report['rss_mib_after']} MiB")
     return 0

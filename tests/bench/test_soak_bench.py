@@ -1,0 +1,50 @@
+"""The soak's server-side view: what the workers' own histogram says of each window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import soak
+
+
+def test_server_window_counts_the_requests_between_two_readings() -> None:
+    before = {"0.001": 100.0, "0.0025": 110.0, "0.005": 110.0, "0.01": 110.0, "+Inf": 110.0}
+    # 1,000 more: 950 under 1 ms, 45 under 2.5 ms, 4 under 5 ms, 1 over 10 ms.
+    after = {"0.001": 1050.0, "0.0025": 1105.0, "0.005": 1109.0, "0.01": 1109.0, "+Inf": 1110.0}
+    window = soak.server_window(before, after)
+    assert window["requests"] == 1000
+    assert window["slower_than_ms"] == {"1": 50, "2.5": 5, "5": 1, "10": 1}
+    # 99 % of 1,000 is 990: 950 are under 1 ms, 995 under 2.5 ms.
+    assert window["p99_under_ms"] == 2.5
+
+
+def test_server_window_without_requests_has_no_p99() -> None:
+    same = {"0.001": 5.0, "+Inf": 5.0}
+    window = soak.server_window(same, same)
+    assert window["requests"] == 0
+    assert window["p99_under_ms"] is None
+
+
+def test_cpu_window_is_the_share_of_a_core() -> None:
+    first: soak.Sample = (10.0, {}, {1: 2.0, 2: 5.0})
+    last: soak.Sample = (15.0, {}, {1: 6.0, 2: 5.5})
+    assert soak.cpu_window(first, last) == {1: 80.0, 2: 10.0}
+
+
+@pytest.mark.slow
+def test_a_soak_reports_the_workers_view_of_every_window(model_dir: Path) -> None:
+    result = soak.soak_once(model_dir, duration=10.0, baseline=None)
+    windows = result["windows"]
+    assert [w["from_s"] for w in windows] == [0.0, 5.0]
+    for window in windows:
+        server = window["server"]
+        # The workers answered the requests the client saw finish in the same 5 seconds
+        # (give or take those in flight at the edges).
+        assert server["requests"] == pytest.approx(window["requests"], rel=0.05)
+        assert server["p99_under_ms"] is not None
+        assert len(window["worker_cpu_pct"]) == 2
+        assert all(0 < share <= 105 for share in window["worker_cpu_pct"])
+        assert 0 < window["generator_cpu_pct"] <= 105
+    assert result["summary"]["ok"] == result["summary"]["requests"]
