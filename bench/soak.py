@@ -19,6 +19,7 @@ a worker spends a moment on it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import multiprocessing
@@ -61,17 +62,19 @@ def predict_buckets(metrics_dir: str) -> Buckets:
     return buckets
 
 
-def sample_at(times: list[float], metrics_dir: str, pids: list[int], out: Connection) -> None:
-    """At each of ``times`` (``time.perf_counter``, CLOCK_MONOTONIC, the same clock in every
-    process): the /predict buckets and the CPU seconds of each of ``pids``. Runs in a
-    process of its own; sends the samples through ``out`` when done."""
+def sample_at(link: Connection, metrics_dir: str, pids: list[int]) -> None:
+    """Runs in a process of its own: says it is ready, receives the times to sample at
+    (``time.perf_counter``: CLOCK_MONOTONIC, the same clock in every process), takes the
+    /predict buckets and the CPU seconds of each of ``pids`` at each, and sends them back."""
+    link.send("ready")
+    times: list[float] = link.recv()
     samples: list[Sample] = []
     for due in times:
         time.sleep(max(0.0, due - time.perf_counter()))
         cpu = {pid: procs.cpu_seconds(pid) for pid in pids}
         samples.append((time.perf_counter(), predict_buckets(metrics_dir), cpu))
-    out.send(samples)
-    out.close()
+    link.send(samples)
+    link.close()
 
 
 def server_window(before: Buckets, after: Buckets) -> dict[str, Any]:
@@ -141,25 +144,31 @@ def soak_once(model_dir: Path, duration: float, baseline: Path | None) -> dict[s
         rate = round(0.7 * capacity["requests_per_s"], 1)
         workers = procs.worker_pids(server.process.pid)
         before = {pid: procs.memory_mib(pid)["rss_mib"] for pid in workers}
-        start = time.perf_counter() + 1.0  # time for the sampling process to start
-        receiver, sender = multiprocessing.get_context("spawn").Pipe(duplex=False)
+        link, child_link = multiprocessing.get_context("spawn").Pipe()
         sampler = multiprocessing.get_context("spawn").Process(
             target=sample_at,
-            args=(
-                [start + k * WINDOW_S for k in range(int(duration // WINDOW_S) + 1)],
-                str(Path(tmp) / "metrics"),
-                [*workers, os.getpid()],
-                sender,
-            ),
+            args=(child_link, str(Path(tmp) / "metrics"), [*workers, os.getpid()]),
         )
         sampler.start()
-        time.sleep(max(0.0, start - time.perf_counter()))
+        samples: list[Sample] = []
+        start = time.perf_counter()
+        # Once the sampler has started (a fresh interpreter, its imports); without it the
+        # soak still runs, only without the server's view.
+        with contextlib.suppress(EOFError, OSError):
+            if link.poll(30.0) and link.recv() == "ready":
+                start = time.perf_counter() + 0.1
+                link.send([start + k * WINDOW_S for k in range(int(duration // WINDOW_S) + 1)])
+                time.sleep(max(0.0, start - time.perf_counter()))
         soak = run(
             LoadSpec(url, batch=10, connections=64, rate=rate, duration=duration, bodies=256)
         )
         after = {pid: procs.memory_mib(pid)["rss_mib"] for pid in workers}
-        samples: list[Sample] = receiver.recv() if receiver.poll(2 * WINDOW_S) else []
+        with contextlib.suppress(EOFError, OSError):
+            if link.poll(2 * WINDOW_S):
+                samples = link.recv()
         sampler.join(WINDOW_S)
+        if sampler.is_alive():
+            sampler.kill()
     # The last, partial window holds only the stragglers: left out.
     kept = [
         w
