@@ -53,3 +53,13 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     # After the command's closing parenthesis: utime and stime are the 12th and 13th fields.
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def preemptions(pid: int) -> int:
+    """How often the kernel has taken the CPU from ``pid``'s main thread while it could still
+    run (involuntary context switches): for a server's event loop, time lost to a process
+    sharing its core."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("nonvoluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return 0

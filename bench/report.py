@@ -291,21 +291,26 @@ def soak_section(report: dict[str, Any], title: str = "Soak") -> list[str]:
         "| p99 (ms) | " + " | ".join(f"{w['p99_ms']:.1f}" for w in shown) + " |",
     ]
     if all(w.get("server", {}).get("p99_under_ms") is not None for w in shown):
+        rows = {
+            "the workers' p99 under (ms)": [f"{w['server']['p99_under_ms']:g}" for w in shown],
+            "workers' CPU (% of a core)": [
+                "/".join(f"{c:.0f}" for c in w["worker_cpu_pct"]) for w in shown
+            ],
+            "generator's CPU (% of a core)": [f"{w['generator_cpu_pct']:.0f}" for w in shown],
+        }
+        if all("worker_preemptions" in w for w in shown):
+            rows["workers' event loops preempted"] = [
+                "/".join(str(n) for n in w["worker_preemptions"]) for w in shown
+            ]
+        lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows.items()]
         lines += [
-            "| the workers' p99 under (ms) | "
-            + " | ".join(f"{w['server']['p99_under_ms']:g}" for w in shown)
-            + " |",
-            "| workers' CPU (% of a core) | "
-            + " | ".join("/".join(f"{c:.0f}" for c in w["worker_cpu_pct"]) for w in shown)
-            + " |",
-            "| generator's CPU (% of a core) | "
-            + " | ".join(f"{w['generator_cpu_pct']:.0f}" for w in shown)
-            + " |",
             "",
             "The workers' p99 is the bound of the first bucket of their own "
             "`request_latency_seconds` histogram that holds 99 % of the window's requests: the "
             "time from the request's arrival in the worker to its answer. What the client sees "
-            "beyond it waited outside the handler, in a socket for its worker or in the generator.",
+            "beyond it waited outside the handler, in a socket for its worker or in the generator. "
+            "Preempted: how often the kernel took a core from a worker's event loop while it "
+            "could still run (involuntary context switches), to give it to another process.",
         ]
     lines.append("")
     return lines

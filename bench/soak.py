@@ -43,7 +43,8 @@ WINDOW_S = 5.0
 SLOW_MS = (1.0, 2.5, 5.0, 10.0)  # the server-side counts of requests slower than these
 
 Buckets = dict[str, float]  # the histogram's upper bound ("0.001", "+Inf") -> cumulative count
-Sample = tuple[float, Buckets, dict[int, float]]  # (perf_counter, /predict buckets, CPU s by pid)
+# (perf_counter, /predict buckets, CPU seconds by pid, preemptions by pid)
+Sample = tuple[float, Buckets, dict[int, float], dict[int, int]]
 
 
 def predict_buckets(metrics_dir: str) -> Buckets:
@@ -65,14 +66,16 @@ def predict_buckets(metrics_dir: str) -> Buckets:
 def sample_at(link: Connection, metrics_dir: str, pids: list[int]) -> None:
     """Runs in a process of its own: says it is ready, receives the times to sample at
     (``time.perf_counter``: CLOCK_MONOTONIC, the same clock in every process), takes the
-    /predict buckets and the CPU seconds of each of ``pids`` at each, and sends them back."""
+    /predict buckets and the CPU seconds and preemptions of each of ``pids`` at each, and
+    sends them back."""
     link.send("ready")
     times: list[float] = link.recv()
     samples: list[Sample] = []
     for due in times:
         time.sleep(max(0.0, due - time.perf_counter()))
         cpu = {pid: procs.cpu_seconds(pid) for pid in pids}
-        samples.append((time.perf_counter(), predict_buckets(metrics_dir), cpu))
+        preempted = {pid: procs.preemptions(pid) for pid in pids}
+        samples.append((time.perf_counter(), predict_buckets(metrics_dir), cpu, preempted))
     link.send(samples)
     link.close()
 
@@ -186,6 +189,7 @@ def soak_once(model_dir: Path, duration: float, baseline: Path | None) -> dict[s
         window["server"] = server_window(first[1], last[1])
         window["worker_cpu_pct"] = [cpu[pid] for pid in workers]
         window["generator_cpu_pct"] = cpu[os.getpid()]
+        window["worker_preemptions"] = [last[3][pid] - first[3][pid] for pid in workers]
     return {
         "capacity_requests_per_s": capacity["requests_per_s"],
         "rate_requests_per_s": rate,

@@ -28,8 +28,8 @@ def test_server_window_without_requests_has_no_p99() -> None:
 
 
 def test_cpu_window_is_the_share_of_a_core() -> None:
-    first: soak.Sample = (10.0, {}, {1: 2.0, 2: 5.0})
-    last: soak.Sample = (15.0, {}, {1: 6.0, 2: 5.5})
+    first: soak.Sample = (10.0, {}, {1: 2.0, 2: 5.0}, {1: 0, 2: 0})
+    last: soak.Sample = (15.0, {}, {1: 6.0, 2: 5.5}, {1: 3, 2: 0})
     assert soak.cpu_window(first, last) == {1: 80.0, 2: 10.0}
 
 
@@ -47,4 +47,7 @@ def test_a_soak_reports_the_workers_view_of_every_window(model_dir: Path) -> Non
         assert len(window["worker_cpu_pct"]) == 2
         assert all(0 < share <= 105 for share in window["worker_cpu_pct"])
         assert 0 < window["generator_cpu_pct"] <= 105
+        # Read from each worker's event loop thread: a count for the window, and (a loose
+        # bound) not more than two for each request answered.
+        assert all(0 <= n <= 2 * server["requests"] for n in window["worker_preemptions"])
     assert result["summary"]["ok"] == result["summary"]["requests"]
