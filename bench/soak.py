@@ -10,10 +10,11 @@ memory of each worker is read before and after.
 
 Beside each window's p99 as the client saw it, the server's own view of the same window: how
 long the workers took (their ``request_latency_seconds`` histogram, read from the multiprocess
-files) and how busy each worker and the generator were. A tail the server's histogram does not
-show accrued outside the handler: in a socket waiting for its worker, or in the generator,
-which shares the two cores. A separate process reads them, so neither the generator's loop nor
-a worker spends a moment on it.
+files), how busy each worker and the generator were, and how often the kernel took a core
+from a worker's event loop to give it to another process. A tail the server's histogram does
+not show accrued outside the handler: in a socket waiting for its worker, or in the
+generator, which shares the two cores. A separate process reads them, so neither the
+generator's loop nor a worker spends a moment on it.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def windows(finished: list[float], latencies: list[float], start: float) -> list
 
 def soak_once(model_dir: Path, duration: float, baseline: Path | None) -> dict[str, Any]:
     """One soak on a fresh server: capacity, then 70 % of it, per-window p99 (the client's and
-    the server's), CPU per process and window, memory."""
+    the server's), CPU and preemptions per process and window, memory."""
     with (
         tempfile.TemporaryDirectory() as tmp,
         serving.gridscore_serve(
@@ -255,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         beside = (
             f"; server p99 <= {server['p99_under_ms']:g} ms, workers "
             f"{'/'.join(f'{c:.0f}' for c in window['worker_cpu_pct'])} %, generator "
-            f"{window['generator_cpu_pct']:.0f} %"
+            f"{window['generator_cpu_pct']:.0f} %, workers preempted "
+            f"{'/'.join(str(n) for n in window['worker_preemptions'])} times"
             if server and server["p99_under_ms"] is not None
             else ""
         )
