@@ -56,9 +56,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 def preemptions(pid: int) -> int:
-    """How often the kernel has taken the CPU from ``pid``'s main thread while it could still
-    run (involuntary context switches): for a server's event loop, time lost to a process
-    sharing its core."""
+    """How many times the kernel has taken the CPU from ``pid``'s main thread while it could
+    still run (involuntary context switches), to run something else: another process, thread
+    or kernel thread. For a server whose main thread is its event loop, each is a pause in
+    serving."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("nonvoluntary_ctxt_switches:"):
             return int(line.split()[1])

@@ -307,10 +307,11 @@ def soak_section(report: dict[str, Any], title: str = "Soak") -> list[str]:
             "",
             "The workers' p99 is the bound of the first bucket of their own "
             "`request_latency_seconds` histogram that holds 99 % of the window's requests: the "
-            "time from the request's arrival in the worker to its answer. What the client sees "
-            "beyond it waited outside the handler, in a socket for its worker or in the generator. "
-            "Preempted: how often the kernel took a core from a worker's event loop while it "
-            "could still run (involuntary context switches), to give it to another process.",
+            "time from the start of the handler (after the worker's event loop has read and "
+            "parsed the request) to its answer. What the client sees beyond it waited outside "
+            "the handler: in a socket or the worker's event loop, or in the generator. "
+            "Preempted: how many times the kernel took the core from a worker's event loop "
+            "while it could still run (involuntary context switches), to run something else.",
         ]
     lines.append("")
     return lines

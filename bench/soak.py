@@ -10,9 +10,9 @@ memory of each worker is read before and after.
 
 Beside each window's p99 as the client saw it, the server's own view of the same window: how
 long the workers took (their ``request_latency_seconds`` histogram, read from the multiprocess
-files), how busy each worker and the generator were, and how often the kernel took a core
-from a worker's event loop to give it to another process. A tail the server's histogram does
-not show accrued outside the handler: in a socket waiting for its worker, or in the
+files), how busy each worker and the generator were, and how many times the kernel took the
+core from a worker's event loop to run something else. A tail the server's histogram does
+not show accrued outside the handler: in a socket or the worker's event loop, or in the
 generator, which shares the two cores. A separate process reads them, so neither the
 generator's loop nor a worker spends a moment on it.
 """
@@ -20,7 +20,6 @@ generator's loop nor a worker spends a moment on it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
 import multiprocessing
@@ -79,6 +78,53 @@ def sample_at(link: Connection, metrics_dir: str, pids: list[int]) -> None:
         samples.append((time.perf_counter(), predict_buckets(metrics_dir), cpu, preempted))
     link.send(samples)
     link.close()
+
+
+class Sampler:
+    """The sampling process of one soak (``sample_at``): started, given its times, read, and
+    stopped whatever happens to it or to the soak."""
+
+    def __init__(self, metrics_dir: str, pids: list[int]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.link, child = context.Pipe()
+        self.process = context.Process(
+            target=sample_at, args=(child, metrics_dir, pids), daemon=True
+        )
+        self._child = child
+
+    def __enter__(self) -> Sampler:
+        self.process.start()
+        self._child.close()  # the sampler's end: if it dies, this end reads end-of-file
+        return self
+
+    def begin(self, duration: float) -> float | None:
+        """Once the sampler is ready (a fresh interpreter and its imports), the time the soak
+        starts; sample k is taken WINDOW_S * k later. None if it never became ready."""
+        try:
+            if not (self.link.poll(30.0) and self.link.recv() == "ready"):
+                return None
+            start = time.perf_counter() + 0.1
+            self.link.send([start + k * WINDOW_S for k in range(int(duration // WINDOW_S) + 1)])
+        except (EOFError, OSError):
+            return None
+        return start
+
+    def samples(self) -> list[Sample]:
+        """What the sampler took; empty if it failed."""
+        try:
+            if self.link.poll(2 * WINDOW_S):
+                taken = self.link.recv()
+                return taken if isinstance(taken, list) else []
+        except (EOFError, OSError):
+            pass
+        return []
+
+    def __exit__(self, *_exc: object) -> None:
+        self.process.join(1.0)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.link.close()
 
 
 def server_window(before: Buckets, after: Buckets) -> dict[str, Any]:
@@ -148,31 +194,17 @@ def soak_once(model_dir: Path, duration: float, baseline: Path | None) -> dict[s
         rate = round(0.7 * capacity["requests_per_s"], 1)
         workers = procs.worker_pids(server.process.pid)
         before = {pid: procs.memory_mib(pid)["rss_mib"] for pid in workers}
-        link, child_link = multiprocessing.get_context("spawn").Pipe()
-        sampler = multiprocessing.get_context("spawn").Process(
-            target=sample_at,
-            args=(child_link, str(Path(tmp) / "metrics"), [*workers, os.getpid()]),
-        )
-        sampler.start()
-        samples: list[Sample] = []
-        start = time.perf_counter()
-        # Once the sampler has started (a fresh interpreter, its imports); without it the
-        # soak still runs, only without the server's view.
-        with contextlib.suppress(EOFError, OSError):
-            if link.poll(30.0) and link.recv() == "ready":
-                start = time.perf_counter() + 0.1
-                link.send([start + k * WINDOW_S for k in range(int(duration // WINDOW_S) + 1)])
-                time.sleep(max(0.0, start - time.perf_counter()))
-        soak = run(
-            LoadSpec(url, batch=10, connections=64, rate=rate, duration=duration, bodies=256)
-        )
-        after = {pid: procs.memory_mib(pid)["rss_mib"] for pid in workers}
-        with contextlib.suppress(EOFError, OSError):
-            if link.poll(2 * WINDOW_S):
-                samples = link.recv()
-        sampler.join(WINDOW_S)
-        if sampler.is_alive():
-            sampler.kill()
+        with Sampler(str(Path(tmp) / "metrics"), [*workers, os.getpid()]) as sampler:
+            begun = sampler.begin(duration)
+            if begun is not None:
+                time.sleep(max(0.0, begun - time.perf_counter()))
+            # Without a sampler the soak still runs, only without the server's view.
+            start = time.perf_counter() if begun is None else begun
+            soak = run(
+                LoadSpec(url, batch=10, connections=64, rate=rate, duration=duration, bodies=256)
+            )
+            after = {pid: procs.memory_mib(pid)["rss_mib"] for pid in workers}
+            samples = sampler.samples() if begun is not None else []
     # The last, partial window holds only the stragglers: left out.
     kept = [
         w

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import resource
 from pathlib import Path
 
 import pytest
 
-from bench import soak
+from bench import procs, soak
 
 
 def test_server_window_counts_the_requests_between_two_readings() -> None:
@@ -18,6 +20,21 @@ def test_server_window_counts_the_requests_between_two_readings() -> None:
     assert window["slower_than_ms"] == {"1": 50, "2.5": 5, "5": 1, "10": 1}
     # 99 % of 1,000 is 990: 950 are under 1 ms, 995 under 2.5 ms.
     assert window["p99_under_ms"] == 2.5
+
+
+def test_server_window_orders_the_bounds_as_numbers() -> None:
+    # As text, "10.0" sorts before "2.5"; as numbers the 2.5 s bucket comes first.
+    before = {"+Inf": 0.0, "10.0": 0.0, "2.5": 0.0, "0.005": 0.0}
+    after = {"+Inf": 100.0, "10.0": 100.0, "2.5": 99.0, "0.005": 98.0}
+    window = soak.server_window(before, after)
+    # Exactly 99 % within 2.5 s: the p99 lies under 2.5 s, not 10 s.
+    assert window["p99_under_ms"] == 2500.0
+    assert window["slower_than_ms"] == {"5": 2}
+
+
+def test_server_window_past_the_last_bound() -> None:
+    after = {"0.001": 10.0, "0.01": 50.0, "+Inf": 100.0}
+    assert soak.server_window({}, after)["p99_under_ms"] == float("inf")
 
 
 def test_server_window_without_requests_has_no_p99() -> None:
@@ -33,6 +50,24 @@ def test_cpu_window_is_the_share_of_a_core() -> None:
     assert soak.cpu_window(first, last) == {1: 80.0, 2: 10.0}
 
 
+def test_cpu_seconds_is_what_the_kernel_charged_the_process() -> None:
+    sum(i * i for i in range(2_000_000))  # some CPU to count
+    before = os.times()
+    measured = procs.cpu_seconds(os.getpid())
+    after = os.times()
+    # /proc counts in clock ticks: at most one tick below what os.times says.
+    tick = 1 / procs.CLOCK_TICKS
+    assert before.user + before.system - tick <= measured <= after.user + after.system + tick
+    assert measured > 0
+
+
+def test_preemptions_are_the_main_threads_involuntary_switches() -> None:
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+    measured = procs.preemptions(os.getpid())
+    after = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+    assert before <= measured <= after
+
+
 @pytest.mark.slow
 def test_a_soak_reports_the_workers_view_of_every_window(model_dir: Path) -> None:
     result = soak.soak_once(model_dir, duration=10.0, baseline=None)
@@ -45,9 +80,11 @@ def test_a_soak_reports_the_workers_view_of_every_window(model_dir: Path) -> Non
         assert server["requests"] == pytest.approx(window["requests"], rel=0.05)
         assert server["p99_under_ms"] is not None
         assert len(window["worker_cpu_pct"]) == 2
-        assert all(0 < share <= 105 for share in window["worker_cpu_pct"])
+        # One worker may sit idle in a window (the generator reuses the connection freed
+        # last), but together they served the window's requests.
+        assert all(0 <= share <= 105 for share in window["worker_cpu_pct"])
+        assert sum(window["worker_cpu_pct"]) > 5
         assert 0 < window["generator_cpu_pct"] <= 105
-        # Read from each worker's event loop thread: a count for the window, and (a loose
-        # bound) not more than two for each request answered.
-        assert all(0 <= n <= 2 * server["requests"] for n in window["worker_preemptions"])
+        assert len(window["worker_preemptions"]) == 2
+        assert all(n >= 0 for n in window["worker_preemptions"])
     assert result["summary"]["ok"] == result["summary"]["requests"]
