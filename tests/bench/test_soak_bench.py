@@ -69,6 +69,15 @@ def test_preemptions_are_the_main_threads_involuntary_switches() -> None:
 
 
 @pytest.mark.slow
+def test_a_sampler_that_fails_gives_no_samples_and_stops(tmp_path: Path) -> None:
+    # No metrics folder: the sampler starts, says it is ready, then fails on its first read.
+    with soak.Sampler(str(tmp_path / "missing"), [os.getpid()]) as sampler:
+        assert sampler.begin(5.0) is not None
+        assert sampler.samples() == []
+    assert not sampler.process.is_alive()
+
+
+@pytest.mark.slow
 def test_a_soak_reports_the_workers_view_of_every_window(model_dir: Path) -> None:
     result = soak.soak_once(model_dir, duration=10.0, baseline=None)
     windows = result["windows"]
