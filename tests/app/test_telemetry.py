@@ -1,0 +1,39 @@
+"""onnxruntime's telemetry stays off: no uploader thread, so nothing resolves or calls a
+collector from a scorer on a utility's network, unless an operator asks for it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Import the scorer (and with it onnxruntime and numpy), then count this process's threads.
+COUNT_THREADS = "import os, app.scorer; print(len(os.listdir('/proc/self/task')))"
+
+
+def threads_after_import(setting: str | None) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    if setting is not None:
+        env["ORT_DISABLE_TELEMETRY"] = setting
+    done = subprocess.run(
+        [sys.executable, "-c", COUNT_THREADS],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return int(done.stdout.strip())
+
+
+def test_onnxruntime_starts_no_telemetry_thread_by_default() -> None:
+    off = threads_after_import("1")
+    # Left unset, gridscore turns it off before onnxruntime loads: the same threads as off.
+    assert threads_after_import(None) == off
+    # An operator who opts in gets onnxruntime's uploader: one thread more. This also
+    # shows the count would catch the telemetry if it started.
+    assert threads_after_import("0") > off
