@@ -64,6 +64,13 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+def multiprocess_registry(directory: str) -> CollectorRegistry:
+    """A registry that reads every worker's metrics files in ``directory`` and sums them."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return registry
+
+
 class Metrics:
     """The metric objects of one app, registered on their own registry."""
 
@@ -183,10 +190,7 @@ class Metrics:
         self._exposition_registry = self.registry
         directory = multiprocess_dir()
         if directory:
-            self._exposition_registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
-                self._exposition_registry, path=directory
-            )
+            self._exposition_registry = multiprocess_registry(directory)
 
     def exposition(self) -> bytes:
         """The Prometheus text format: the sum over all workers in multiprocess mode."""

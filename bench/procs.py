@@ -8,12 +8,18 @@ from pathlib import Path
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _stat_fields(stat: Path) -> list[str]:
+    """A /proc/<pid>/stat's fields after the command (which may hold spaces and parentheses):
+    the state first, so field n of proc(5) is index n - 3."""
+    return stat.read_text().rsplit(")", 1)[1].split()
+
+
 def children(pid: int) -> list[int]:
     """Direct children of ``pid``."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = _stat_fields(stat)
         except OSError:
             continue
         if int(fields[1]) == pid:
@@ -50,9 +56,8 @@ def memory_mib(pid: int) -> dict[str, float]:
 
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time ``pid`` has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    # After the command's closing parenthesis: utime and stime are the 12th and 13th fields.
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime and stime: 14 and 15
 
 
 def preemptions(pid: int) -> int:

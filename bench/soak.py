@@ -33,13 +33,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, multiprocess
-
 from app.dashboard.loadrun import LoadSpec, percentile, run
+from app.metrics import multiprocess_registry
 from bench import procs, serving
 
 RESULTS = Path(__file__).parent / "results"
 WINDOW_S = 5.0
+METRICS_FOLDER = "metrics"  # the server's multiprocess files, in the soak's temporary folder
 SLOW_MS = (1.0, 2.5, 5.0, 10.0)  # the server-side counts of requests slower than these
 
 Buckets = dict[str, float]  # the histogram's upper bound ("0.001", "+Inf") -> cumulative count
@@ -50,10 +50,8 @@ Sample = tuple[float, Buckets, dict[int, float], dict[int, int]]
 def predict_buckets(metrics_dir: str) -> Buckets:
     """The workers' summed ``request_latency_seconds`` buckets for ``/predict``, read from
     their multiprocess files."""
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
     buckets: Buckets = {}
-    for metric in registry.collect():
+    for metric in multiprocess_registry(metrics_dir).collect():
         if metric.name != "request_latency_seconds":
             continue
         for sample in metric.samples:
@@ -186,7 +184,7 @@ def soak_once(model_dir: Path, duration: float, baseline: Path | None) -> dict[s
             source=baseline,
             WORKERS="2",
             LOG_LEVEL="warning",
-            PROMETHEUS_MULTIPROC_DIR=str(Path(tmp) / "metrics"),
+            PROMETHEUS_MULTIPROC_DIR=str(Path(tmp) / METRICS_FOLDER),
         ) as server,
     ):
         url = f"{server.url}/predict"
@@ -194,7 +192,7 @@ def soak_once(model_dir: Path, duration: float, baseline: Path | None) -> dict[s
         rate = round(0.7 * capacity["requests_per_s"], 1)
         workers = procs.worker_pids(server.process.pid)
         before = {pid: procs.memory_mib(pid)["rss_mib"] for pid in workers}
-        with Sampler(str(Path(tmp) / "metrics"), [*workers, os.getpid()]) as sampler:
+        with Sampler(str(Path(tmp) / METRICS_FOLDER), [*workers, os.getpid()]) as sampler:
             begun = sampler.begin(duration)
             if begun is not None:
                 time.sleep(max(0.0, begun - time.perf_counter()))
