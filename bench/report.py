@@ -290,6 +290,12 @@ def soak_section(report: dict[str, Any], title: str = "Soak") -> list[str]:
         "|---|" + "---|" * len(shown),
         "| p99 (ms) | " + " | ".join(f"{w['p99_ms']:.1f}" for w in shown) + " |",
     ]
+    if all("send_delay_p99_ms" in w for w in shown):
+        lines.append(
+            "| of which the generator sent late, p99 (ms) | "
+            + " | ".join(f"{w['send_delay_p99_ms']:.1f}" for w in shown)
+            + " |"
+        )
     if all(w.get("server", {}).get("p99_under_ms") is not None for w in shown):
         rows = {
             "the workers' p99 under (ms)": [f"{w['server']['p99_under_ms']:g}" for w in shown],
@@ -311,7 +317,10 @@ def soak_section(report: dict[str, Any], title: str = "Soak") -> list[str]:
             "parsed the request) to its answer. What the client sees beyond it waited outside "
             "the handler: in a socket or the worker's event loop, or in the generator. "
             "Preempted: how many times the kernel took the core from a worker's event loop "
-            "while it could still run (involuntary context switches), to run something else.",
+            "while it could still run (involuntary context switches), to run something else. "
+            "Sent late: how long after its due time the generator wrote a request's first "
+            "byte, the part of the client's latency the generator added itself (waiting for a "
+            "core, or for a free connection).",
         ]
     lines.append("")
     return lines

@@ -52,7 +52,7 @@ class LoadSpec:
     cycles: int | None = None  # waves of `connections` requests; None = not waves
     new_connection: bool = False
     method: str = "POST"
-    timeout: float = 10.0
+    timeout: float = 10.0  # seconds for one request: taking a connection to its last byte
     seed: int = 0
     anomaly_rate: float = 0.02
     bodies: int = 64
@@ -99,6 +99,9 @@ class LoadResult:
     spec: LoadSpec
     latencies: list[float] = field(default_factory=list)  # seconds, successful requests only
     finished: list[float] = field(default_factory=list)  # when each of those finished (perf)
+    # How late the generator sent each of those (from its due time to its first byte written):
+    # the part of its latency that a generator short of CPU or connections added itself.
+    send_delays: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)  # transport errors by kind
     served_by: Counter[str] = field(default_factory=Counter)
@@ -138,6 +141,9 @@ class LoadResult:
             "p95_ms": ms(95),
             "p99_ms": ms(99),
             "max_ms": round(lat[-1], 3) if lat else float("nan"),
+            "send_delay_p99_ms": round(
+                percentile(sorted(x * 1000 for x in self.send_delays), 99), 3
+            ),
             "mean_ms": round(statistics.fmean(lat), 3) if lat else float("nan"),
             "errors_by_status": {str(k): v for k, v in sorted(self.statuses.items()) if k >= 400},
             "transport_errors": dict(self.errors),
@@ -261,12 +267,17 @@ class LoadRun:
         conn = None
         raw = self.raw[ticket % len(self.raw)]
         try:
-            conn = await asyncio.wait_for(self._connection(), self.spec.timeout)
-            try:
-                response = await asyncio.wait_for(conn.request(raw), self.spec.timeout)
-            except StaleConnection:  # closed by the server while idle: send it afresh
-                conn = await asyncio.wait_for(self._connection(), self.spec.timeout)
-                response = await asyncio.wait_for(conn.request(raw), self.spec.timeout)
+            # One deadline for the whole request, on this task: wait_for would wrap each
+            # await in a task of its own, which costs the generator CPU the server then lacks.
+            async with asyncio.timeout(self.spec.timeout):
+                conn = await self._connection()
+                sent = time.perf_counter()
+                try:
+                    response = await conn.request(raw)
+                except StaleConnection:  # closed by the server while idle: send it afresh
+                    conn = await self._connection()
+                    sent = time.perf_counter()
+                    response = await conn.request(raw)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ProtocolError) as exc:
             result.errors[type(exc).__name__] += 1
             if conn is not None:
@@ -277,6 +288,7 @@ class LoadRun:
         if response.status < 400:
             result.latencies.append(finished - due)
             result.finished.append(finished)
+            result.send_delays.append(sent - due)
             served_by, model = answered_by(response)
             if served_by:
                 result.served_by[served_by] += 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,6 +88,9 @@ def test_open_loop_counts_queueing_from_the_intended_send_time(live: RunningServ
     assert overload["ok"] == overload["requests"] >= 400
     assert overload["max_ms"] > 20 * service["p50_ms"]
     assert overload["p50_ms"] > 5 * service["p50_ms"]
+    # They waited for the one connection on the generator's side: the send delay says so.
+    assert overload["send_delay_p99_ms"] > 5 * service["p50_ms"]
+    assert overload["send_delay_p99_ms"] <= overload["max_ms"]
 
 
 @pytest.mark.slow
@@ -102,3 +107,32 @@ def test_ceiling_measures_the_generator_against_live(live: RunningServer) -> Non
     summary = loadgen.ceiling(live.url, connections=2, duration=0.5)
     assert summary["ok"] > 0
     assert summary["errors_by_status"] == {}
+
+
+def test_a_request_never_answered_times_out_as_a_whole() -> None:
+    """A server that reads the request and never answers: each request is given up after the
+    spec's timeout (one budget from taking a connection to its answer), counted as a transport
+    error, and the run ends instead of hanging."""
+
+    async def scenario() -> loadgen.LoadResult:
+        held: list[asyncio.StreamWriter] = []
+
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)  # kept open, never answered
+            await reader.read(65536)
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        spec = loadgen.LoadSpec(f"http://127.0.0.1:{port}/predict", requests=2, timeout=0.3)
+        try:
+            return await loadgen.run_async(spec)
+        finally:
+            for writer in held:
+                writer.close()
+            server.close()
+
+    started = time.perf_counter()
+    summary = asyncio.run(scenario()).summary()
+    assert time.perf_counter() - started < 3
+    assert summary["transport_errors"] == {"TimeoutError": 2}
+    assert summary["ok"] == 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from app.dashboard.loadrun import LoadResult, LoadSpec
 from bench import procs, soak
 
 
@@ -42,6 +43,24 @@ def test_server_window_without_requests_has_no_p99() -> None:
     window = soak.server_window(same, same)
     assert window["requests"] == 0
     assert window["p99_under_ms"] is None
+
+
+def test_windows_group_requests_by_when_they_finished() -> None:
+    result = LoadResult(LoadSpec("http://127.0.0.1:1/predict", rate=10.0))
+    # Finished 1 s, 2 s and 6 s after the start; the last one was sent 30 ms late.
+    result.finished = [101.0, 102.0, 106.0]
+    result.latencies = [0.002, 0.004, 0.040]
+    result.send_delays = [0.0, 0.001, 0.030]
+    first, second = soak.windows(result, start=100.0)
+    assert (first["from_s"], first["requests"], second["from_s"], second["requests"]) == (
+        0.0,
+        2,
+        5.0,
+        1,
+    )
+    assert first["p50_ms"] == pytest.approx(3.0)
+    assert first["send_delay_p99_ms"] == pytest.approx(0.99)
+    assert (second["p99_ms"], second["send_delay_p99_ms"]) == (40.0, 30.0)
 
 
 def test_cpu_window_is_the_share_of_a_core() -> None:
@@ -88,6 +107,8 @@ def test_a_soak_reports_the_workers_view_of_every_window(model_dir: Path) -> Non
         # (give or take those in flight at the edges).
         assert server["requests"] == pytest.approx(window["requests"], rel=0.05)
         assert server["p99_under_ms"] is not None
+        # Each request was sent no later than it finished: so is the p99 of each.
+        assert 0 <= window["send_delay_p99_ms"] <= window["p99_ms"]
         assert len(window["worker_cpu_pct"]) == 2
         # One worker may sit idle in a window (the generator reuses the connection freed
         # last), but together they served the window's requests.
