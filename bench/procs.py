@@ -69,3 +69,9 @@ def preemptions(pid: int) -> int:
         if line.startswith("nonvoluntary_ctxt_switches:"):
             return int(line.split()[1])
     return 0
+
+
+def runqueue_wait_seconds(pid: int) -> float:
+    """How long ``pid``'s main thread has waited, ready to run, for a core so far (the
+    scheduler's run-queue delay, /proc/<pid>/schedstat's second field, in nanoseconds)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9

@@ -308,6 +308,13 @@ def soak_section(report: dict[str, Any], title: str = "Soak") -> list[str]:
             rows["workers' event loops preempted"] = [
                 "/".join(str(n) for n in w["worker_preemptions"]) for w in shown
             ]
+        if all("worker_waited_ms" in w for w in shown):
+            rows["workers' event loops waited for a core (ms)"] = [
+                "/".join(f"{n:.0f}" for n in w["worker_waited_ms"]) for w in shown
+            ]
+            rows["the generator's loop waited for a core (ms)"] = [
+                f"{w['generator_waited_ms']:.0f}" for w in shown
+            ]
         lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows.items()]
         lines += [
             "",
@@ -318,6 +325,9 @@ def soak_section(report: dict[str, Any], title: str = "Soak") -> list[str]:
             "the handler: in a socket or the worker's event loop, or in the generator. "
             "Preempted: how many times the kernel took the core from a worker's event loop "
             "while it could still run (involuntary context switches), to run something else. "
+            "Waited for a core: how long, in the window's 5 s, the process's main thread was "
+            "ready to run but had no core (the scheduler's run-queue delay, from "
+            "`/proc/<pid>/schedstat`). "
             "Sent late: how long after its due time the generator wrote a request's first "
             "byte, the part of the client's latency the generator added itself (waiting for a "
             "core, or for a free connection).",

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from app.dashboard.loadrun import LoadResult, LoadSpec, percentile, run
 from app.gctune import freeze_startup_heap
@@ -47,8 +47,16 @@ METRICS_FOLDER = "metrics"  # the server's multiprocess files, in the soak's tem
 SLOW_MS = (1.0, 2.5, 5.0, 10.0)  # the server-side counts of requests slower than these
 
 Buckets = dict[str, float]  # the histogram's upper bound ("0.001", "+Inf") -> cumulative count
-# (perf_counter, /predict buckets, CPU seconds by pid, preemptions by pid)
-Sample = tuple[float, Buckets, dict[int, float], dict[int, int]]
+
+
+class Sample(NamedTuple):
+    """One reading of the server and the generator, taken by the sampling process."""
+
+    at: float  # time.perf_counter()
+    buckets: Buckets  # the workers' /predict latency histogram
+    cpu: dict[int, float]  # CPU seconds so far, by pid
+    preempted: dict[int, int]  # the main thread's involuntary switches so far, by pid
+    waited: dict[int, float]  # seconds the main thread has waited for a core so far, by pid
 
 
 def predict_buckets(metrics_dir: str) -> Buckets:
@@ -77,7 +85,10 @@ def sample_at(link: Connection, metrics_dir: str, pids: list[int]) -> None:
         time.sleep(max(0.0, due - time.perf_counter()))
         cpu = {pid: procs.cpu_seconds(pid) for pid in pids}
         preempted = {pid: procs.preemptions(pid) for pid in pids}
-        samples.append((time.perf_counter(), predict_buckets(metrics_dir), cpu, preempted))
+        waited = {pid: procs.runqueue_wait_seconds(pid) for pid in pids}
+        samples.append(
+            Sample(time.perf_counter(), predict_buckets(metrics_dir), cpu, preempted, waited)
+        )
     link.send(samples)
     link.close()
 
@@ -157,8 +168,13 @@ def server_window(before: Buckets, after: Buckets) -> dict[str, Any]:
 
 def cpu_window(before: Sample, after: Sample) -> dict[int, float]:
     """Per pid, the share of one core it used between two samples (percent)."""
-    elapsed = after[0] - before[0]
-    return {pid: round(100 * (after[2][pid] - before[2][pid]) / elapsed, 1) for pid in after[2]}
+    elapsed = after.at - before.at
+    return {pid: round(100 * (after.cpu[pid] - before.cpu[pid]) / elapsed, 1) for pid in after.cpu}
+
+
+def wait_window(before: Sample, after: Sample) -> dict[int, float]:
+    """Per pid, how long its main thread waited for a core between two samples (ms)."""
+    return {pid: round(1000 * (after.waited[pid] - before.waited[pid]), 1) for pid in after.waited}
 
 
 def windows(result: LoadResult, start: float) -> list[dict[str, Any]]:
@@ -242,11 +258,13 @@ def soak_once(model_dir: Path, duration: float, baseline: Path | None) -> dict[s
         if index >= len(spans):
             continue
         first, last = spans[index]
-        cpu = cpu_window(first, last)
-        window["server"] = server_window(first[1], last[1])
+        cpu, waited = cpu_window(first, last), wait_window(first, last)
+        window["server"] = server_window(first.buckets, last.buckets)
         window["worker_cpu_pct"] = [cpu[pid] for pid in workers]
         window["generator_cpu_pct"] = cpu[os.getpid()]
-        window["worker_preemptions"] = [last[3][pid] - first[3][pid] for pid in workers]
+        window["worker_preemptions"] = [last.preempted[p] - first.preempted[p] for p in workers]
+        window["worker_waited_ms"] = [waited[pid] for pid in workers]
+        window["generator_waited_ms"] = waited[os.getpid()]
     return {
         "capacity_requests_per_s": capacity["requests_per_s"],
         "rate_requests_per_s": rate,
@@ -313,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
             f"; server p99 <= {server['p99_under_ms']:g} ms, workers "
             f"{'/'.join(f'{c:.0f}' for c in window['worker_cpu_pct'])} %, generator "
             f"{window['generator_cpu_pct']:.0f} %, workers preempted "
-            f"{'/'.join(str(n) for n in window['worker_preemptions'])} times"
+            f"{'/'.join(str(n) for n in window['worker_preemptions'])} times, waited for a "
+            f"core {'/'.join(f'{w:.0f}' for w in window['worker_waited_ms'])} ms (generator "
+            f"{window['generator_waited_ms']:.0f} ms)"
             if server and server["p99_under_ms"] is not None
             else ""
         )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import resource
+import time
 from pathlib import Path
 
 import pytest
@@ -63,10 +65,48 @@ def test_windows_group_requests_by_when_they_finished() -> None:
     assert (second["p99_ms"], second["send_delay_p99_ms"]) == (40.0, 30.0)
 
 
-def test_cpu_window_is_the_share_of_a_core() -> None:
-    first: soak.Sample = (10.0, {}, {1: 2.0, 2: 5.0}, {1: 0, 2: 0})
-    last: soak.Sample = (15.0, {}, {1: 6.0, 2: 5.5}, {1: 3, 2: 0})
+def test_cpu_and_wait_windows_are_per_process_differences() -> None:
+    first = soak.Sample(10.0, {}, {1: 2.0, 2: 5.0}, {1: 0, 2: 0}, {1: 0.5, 2: 1.0})
+    last = soak.Sample(15.0, {}, {1: 6.0, 2: 5.5}, {1: 3, 2: 0}, {1: 0.75, 2: 1.0})
     assert soak.cpu_window(first, last) == {1: 80.0, 2: 10.0}
+    assert soak.wait_window(first, last) == {1: 250.0, 2: 0.0}
+
+
+def _spin(seconds: float) -> None:
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
+
+
+def test_runqueue_wait_is_the_time_ready_without_a_core() -> None:
+    # Three busy processes held to one core: each is ready all the time and runs about a
+    # third of it, so each waits for the core about twice as long as it runs.
+    context = multiprocessing.get_context("fork")
+    spinners = [context.Process(target=_spin, args=(1.2,)) for _ in range(3)]
+    for spinner in spinners:
+        spinner.start()
+        assert spinner.pid is not None
+        os.sched_setaffinity(spinner.pid, {min(os.sched_getaffinity(0))})
+    time.sleep(0.9)
+    read = {}
+    for spinner in spinners:
+        assert spinner.pid is not None
+        read[spinner.pid] = (
+            procs.runqueue_wait_seconds(spinner.pid),
+            procs.cpu_seconds(spinner.pid),
+        )
+    for spinner in spinners:
+        spinner.join()
+    for waited, ran in read.values():
+        assert 0.3 <= waited <= 0.9, read
+        assert waited > 1.4 * ran, read
+    # An idle process waits for nothing.
+    sleeper = context.Process(target=time.sleep, args=(0.5,))
+    sleeper.start()
+    assert sleeper.pid is not None
+    time.sleep(0.3)
+    assert procs.runqueue_wait_seconds(sleeper.pid) < 0.05
+    sleeper.join()
 
 
 def test_cpu_seconds_is_what_the_kernel_charged_the_process() -> None:
@@ -117,4 +157,7 @@ def test_a_soak_reports_the_workers_view_of_every_window(model_dir: Path) -> Non
         assert 0 < window["generator_cpu_pct"] <= 105
         assert len(window["worker_preemptions"]) == 2
         assert all(n >= 0 for n in window["worker_preemptions"])
+        # Waiting for a core takes part of a window, never more than all of it.
+        assert all(0 <= ms <= 5000 for ms in window["worker_waited_ms"])
+        assert 0 <= window["generator_waited_ms"] <= 5000
     assert result["summary"]["ok"] == result["summary"]["requests"]
