@@ -81,3 +81,22 @@ def test_served_readings_are_counted_into_the_training_deciles(
     assert counted.tolist() == expected.tolist()
     # Shifted 6 V up, the readings crowd the upper bins: a PSI far past "significant".
     assert psi(counted.tolist(), voltage["shares"]) > 1.0
+
+
+def test_many_small_requests_are_counted_before_the_second_is_out(
+    client: TestClient[Litestar], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests' matrices wait for at most FLUSH_REQUESTS requests, however long the flush
+    period: the memory they hold stays bounded under a high rate of small requests."""
+    monkeypatch.setattr(drift, "FLUSH_S", 3600.0)
+    monkeypatch.setattr(drift, "FLUSH_REQUESTS", 3)
+    model = client.get("/model").json()
+    digest = model["digest"]
+    reading = {f["name"]: f["drift"]["edges"][4] for f in model["features"]}
+    before = sum(_drift_counts(client, "voltage", digest))
+    for _ in range(3):
+        assert client.post("/predict", json={"readings": [reading]}).status_code == 200
+    deadline = time.monotonic() + 5
+    while sum(_drift_counts(client, "voltage", digest)) - before < 3:
+        assert time.monotonic() < deadline, "three requests' readings not counted within 5 s"
+        time.sleep(0.05)
