@@ -306,6 +306,24 @@ class LoadRun:
 
         await asyncio.gather(*(client() for _ in range(self.spec.connections)))
 
+    async def _preconnect(self) -> None:
+        """Open the run's connections before the first request is due, as clients that
+        keep their connections alive have them: otherwise the first requests of an open loop
+        wait while the pool is built, and a soak's first window measures connection set-up
+        (seen: 42 ms of send delay at p99 in a soak's first 5 s). A connection that cannot be
+        opened is left to the requests, which count the error."""
+        opened = await asyncio.gather(
+            *(
+                asyncio.wait_for(Connection.connect(self.target), self.spec.timeout)
+                for _ in range(self.spec.connections)
+            ),
+            return_exceptions=True,
+        )
+        for conn in opened:
+            if isinstance(conn, Connection):
+                self.idle.append(conn)
+                self.result.connections_opened += 1
+
     async def _open_loop(self) -> None:
         assert self.spec.rate is not None
         interval = 1.0 / self.spec.rate
@@ -348,8 +366,11 @@ class LoadRun:
     async def run(self) -> LoadResult:
         """Run to completion; stops at ``requests``/``cycles`` or ``duration``."""
         started = time.perf_counter()
-        self.deadline = started + self.spec.duration
         try:
+            if self.spec.rate and not self.spec.new_connection:
+                await self._preconnect()
+                started = time.perf_counter()  # the run times requests, not the set-up
+            self.deadline = started + self.spec.duration
             if self.spec.rate:
                 await self._open_loop()
             elif self.spec.cycles:

@@ -79,6 +79,17 @@ def test_open_loop_holds_the_rate_and_stops_at_the_duration(live: RunningServer)
 
 
 @pytest.mark.slow
+def test_open_loop_opens_its_connections_before_the_first_request(live: RunningServer) -> None:
+    # 20 requests a second need one connection at a time; all eight are open from the start,
+    # so no request waits for a connection to be set up.
+    spec = loadgen.LoadSpec(f"{live.url}/predict", rate=20, connections=8, duration=0.5)
+    summary = loadgen.run(spec).summary()
+    assert summary["connections_opened"] == 8
+    assert summary["ok"] == summary["requests"] >= 9
+    assert summary["elapsed_s"] < 2
+
+
+@pytest.mark.slow
 def test_open_loop_counts_queueing_from_the_intended_send_time(live: RunningServer) -> None:
     url = f"{live.url}/predict"
     service = loadgen.run(loadgen.LoadSpec(url, batch=1000, requests=20)).summary()
