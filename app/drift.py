@@ -102,5 +102,6 @@ class DriftRecorder:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._soon = False
         if self._pending:
             self.flush()

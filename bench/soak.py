@@ -76,8 +76,8 @@ def predict_buckets(metrics_dir: str) -> Buckets:
 def sample_at(link: Connection, metrics_dir: str, pids: list[int]) -> None:
     """Runs in a process of its own: says it is ready, receives the times to sample at
     (``time.perf_counter``: CLOCK_MONOTONIC, the same clock in every process), takes the
-    /predict buckets and the CPU seconds and preemptions of each of ``pids`` at each, and
-    sends them back."""
+    /predict buckets and the CPU seconds, preemptions and run-queue waits of each of ``pids``
+    at each, and sends them back."""
     link.send("ready")
     times: list[float] = link.recv()
     samples: list[Sample] = []
@@ -166,15 +166,18 @@ def server_window(before: Buckets, after: Buckets) -> dict[str, Any]:
     }
 
 
+def _per_pid(before: dict[int, float], after: dict[int, float], scale: float) -> dict[int, float]:
+    return {pid: round(scale * (after[pid] - before[pid]), 1) for pid in after}
+
+
 def cpu_window(before: Sample, after: Sample) -> dict[int, float]:
     """Per pid, the share of one core it used between two samples (percent)."""
-    elapsed = after.at - before.at
-    return {pid: round(100 * (after.cpu[pid] - before.cpu[pid]) / elapsed, 1) for pid in after.cpu}
+    return _per_pid(before.cpu, after.cpu, 100 / (after.at - before.at))
 
 
 def wait_window(before: Sample, after: Sample) -> dict[int, float]:
     """Per pid, how long its main thread waited for a core between two samples (ms)."""
-    return {pid: round(1000 * (after.waited[pid] - before.waited[pid]), 1) for pid in after.waited}
+    return _per_pid(before.waited, after.waited, 1000)
 
 
 def windows(result: LoadResult, start: float) -> list[dict[str, Any]]:
@@ -205,7 +208,10 @@ def frozen_heap() -> Iterator[None]:
 
     The generator is the soak's clock: one full collection of its heap (~26 ms here, seen
     once or twice a soak) sends every request due meanwhile late, and the client counts that
-    delay as the server's."""
+    delay as the server's. A heap its caller froze already is left as it is."""
+    if gc.get_freeze_count():
+        yield
+        return
     thresholds = gc.get_threshold()
     freeze_startup_heap()
     try:
@@ -217,7 +223,8 @@ def frozen_heap() -> Iterator[None]:
 
 def soak_once(model_dir: Path, duration: float, baseline: Path | None) -> dict[str, Any]:
     """One soak on a fresh server: capacity, then 70 % of it, per-window p99 (the client's and
-    the server's), CPU and preemptions per process and window, memory."""
+    the server's) and how late the generator sent, CPU, preemptions and waits for a core per
+    process and window, memory."""
     with (
         tempfile.TemporaryDirectory() as tmp,
         serving.gridscore_serve(

@@ -14,6 +14,7 @@ command line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 from collections import Counter
@@ -258,6 +259,9 @@ class LoadRun:
             if conn.reusable:
                 return conn
             await conn.close()
+        return await self._open()
+
+    async def _open(self) -> Connection:
         conn = await Connection.connect(self.target)
         self.result.connections_opened += 1
         return conn
@@ -267,8 +271,8 @@ class LoadRun:
         conn = None
         raw = self.raw[ticket % len(self.raw)]
         try:
-            # One deadline for the whole request, on this task: wait_for would wrap each
-            # await in a task of its own, which costs the generator CPU the server then lacks.
+            # One deadline for the whole request, on this task: on Python 3.11 wait_for wraps
+            # each await in a task of its own, which costs the generator CPU the server lacks.
             async with asyncio.timeout(self.spec.timeout):
                 conn = await self._connection()
                 sent = time.perf_counter()
@@ -310,19 +314,17 @@ class LoadRun:
         """Open the run's connections before the first request is due, as clients that
         keep their connections alive have them: otherwise the first requests of an open loop
         wait while the pool is built, and a soak's first window measures connection set-up
-        (seen: 42 ms of send delay at p99 in a soak's first 5 s). A connection that cannot be
-        opened is left to the requests, which count the error."""
-        opened = await asyncio.gather(
-            *(
-                asyncio.wait_for(Connection.connect(self.target), self.spec.timeout)
-                for _ in range(self.spec.connections)
-            ),
-            return_exceptions=True,
-        )
-        for conn in opened:
-            if isinstance(conn, Connection):
-                self.idle.append(conn)
-                self.result.connections_opened += 1
+        (seen: 42 ms of send delay at p99 in a soak's first 5 s). Connections the server
+        later closes for idling are opened again when needed, as a client's would be. One
+        that cannot be opened is left to the requests, which count the error."""
+
+        async def one() -> None:
+            with contextlib.suppress(OSError, TimeoutError):
+                async with asyncio.timeout(self.spec.timeout):
+                    self.idle.append(await self._open())  # at once: closed by run() if cut short
+
+        wanted = min(self.spec.connections, self.spec.requests or self.spec.connections)
+        await asyncio.gather(*(one() for _ in range(wanted)))
 
     async def _open_loop(self) -> None:
         assert self.spec.rate is not None

@@ -147,3 +147,41 @@ def test_a_request_never_answered_times_out_as_a_whole() -> None:
     assert time.perf_counter() - started < 3
     assert summary["transport_errors"] == {"TimeoutError": 2}
     assert summary["ok"] == 0
+
+
+def test_one_time_budget_covers_a_retry_on_a_fresh_connection() -> None:
+    """A kept-alive connection the server closes without answering is retried on a new one,
+    within the same budget: 0.2 s lost on the dead connection and 0.2 s on the new one exceed
+    a 0.3 s timeout, although each alone would not."""
+
+    async def scenario() -> loadgen.LoadResult:
+        held: list[asyncio.StreamWriter] = []
+        ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n{}"
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)
+            first_connection = len(held) == 1
+            await reader.readuntil(b"\r\n\r\n{")  # the request's head and the body's start
+            if first_connection:
+                writer.write(ok)  # the first request: answered, the connection kept
+                await reader.readuntil(b"\r\n\r\n{")
+            await asyncio.sleep(0.2)
+            if first_connection:
+                writer.close()  # the second request: dropped unanswered, as by an idle timeout
+            else:
+                writer.write(ok)  # its retry: answered, 0.4 s after it was first sent
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        spec = loadgen.LoadSpec(f"http://127.0.0.1:{port}/predict", requests=2, timeout=0.3)
+        try:
+            return await loadgen.run_async(spec)
+        finally:
+            for writer in held:
+                writer.close()
+            server.close()
+
+    summary = asyncio.run(scenario()).summary()
+    assert summary["ok"] == 1
+    assert summary["transport_errors"] == {"TimeoutError": 1}
+    assert summary["connections_opened"] == 2
