@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,19 +121,18 @@ def test_ceiling_measures_the_generator_against_live(live: RunningServer) -> Non
     assert summary["errors_by_status"] == {}
 
 
-def test_a_request_never_answered_times_out_as_a_whole() -> None:
-    """A server that reads the request and never answers: each request is given up after the
-    spec's timeout (one budget from taking a connection to its answer), counted as a transport
-    error, and the run ends instead of hanging."""
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def _two_requests_against(
+    handler: Callable[[list[asyncio.StreamWriter]], Handler],
+) -> dict[str, Any]:
+    """Two requests (one connection, 0.3 s timeout) against a scripted loopback server;
+    ``handler`` is given the list of the connections it has taken, closed at the end."""
 
     async def scenario() -> loadgen.LoadResult:
         held: list[asyncio.StreamWriter] = []
-
-        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            held.append(writer)  # kept open, never answered
-            await reader.read(65536)
-
-        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        server = await asyncio.start_server(handler(held), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         spec = loadgen.LoadSpec(f"http://127.0.0.1:{port}/predict", requests=2, timeout=0.3)
         try:
@@ -142,8 +142,23 @@ def test_a_request_never_answered_times_out_as_a_whole() -> None:
                 writer.close()
             server.close()
 
+    return asyncio.run(scenario()).summary()
+
+
+def test_a_request_never_answered_times_out_as_a_whole() -> None:
+    """A server that reads the request and never answers: each request is given up after the
+    spec's timeout (one budget from taking a connection to its answer), counted as a transport
+    error, and the run ends instead of hanging."""
+
+    def silent(held: list[asyncio.StreamWriter]) -> Handler:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)  # kept open, never answered
+            await reader.read(65536)
+
+        return serve
+
     started = time.perf_counter()
-    summary = asyncio.run(scenario()).summary()
+    summary = _two_requests_against(silent)
     assert time.perf_counter() - started < 3
     assert summary["transport_errors"] == {"TimeoutError": 2}
     assert summary["ok"] == 0
@@ -153,11 +168,9 @@ def test_one_time_budget_covers_a_retry_on_a_fresh_connection() -> None:
     """A kept-alive connection the server closes without answering is retried on a new one,
     within the same budget: 0.2 s lost on the dead connection and 0.2 s on the new one exceed
     a 0.3 s timeout, although each alone would not."""
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n{}"
 
-    async def scenario() -> loadgen.LoadResult:
-        held: list[asyncio.StreamWriter] = []
-        ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n{}"
-
+    def drops_the_second(held: list[asyncio.StreamWriter]) -> Handler:
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             held.append(writer)
             first_connection = len(held) == 1
@@ -171,17 +184,9 @@ def test_one_time_budget_covers_a_retry_on_a_fresh_connection() -> None:
             else:
                 writer.write(ok)  # its retry: answered, 0.4 s after it was first sent
 
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        spec = loadgen.LoadSpec(f"http://127.0.0.1:{port}/predict", requests=2, timeout=0.3)
-        try:
-            return await loadgen.run_async(spec)
-        finally:
-            for writer in held:
-                writer.close()
-            server.close()
+        return serve
 
-    summary = asyncio.run(scenario()).summary()
+    summary = _two_requests_against(drops_the_second)
     assert summary["ok"] == 1
     assert summary["transport_errors"] == {"TimeoutError": 1}
     assert summary["connections_opened"] == 2
