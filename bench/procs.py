@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -58,6 +59,13 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time ``pid`` has used so far."""
     fields = _stat_fields(Path(f"/proc/{pid}/stat"))
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime and stime: 14 and 15
+
+
+def children_cpu_seconds() -> float:
+    """User plus system CPU time of this process's children that have ended and been waited
+    for (a finished ``subprocess.run``'s among them)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def preemptions(pid: int) -> int:

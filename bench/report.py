@@ -281,6 +281,28 @@ def soak_section(report: dict[str, Any], title: str = "Soak") -> list[str]:
             f"{s['p50_ms']:.2f} ms | {s['p99_ms']:.2f} ms | {worst:.2f} ms | "
             f"{', '.join(f'{g} MiB' for g in run['rss_growth_mib'])} |"
         )
+    if all("paced_wrk" in run for run in runs):
+        lines += [
+            "",
+            "Each run's rate again on the same server, from wrk (C, one thread): 64 connections, "
+            "each waiting a random think time before each request, calibrated so that together "
+            "they send about the soak's rate. Its latency counts from each write, not from a "
+            "due time, so it is a floor under the open loop's. wrk needs less of a core than the "
+            "Python generator (the soak's windows show the generator's share), so the "
+            "difference is roughly what the generator's heavier share of the two cores adds.",
+            "",
+            "| run | rate | p50 | p99 | p99.9 | max | wrk's CPU | workers' CPU |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for index, run in enumerate(runs, 1):
+            paced = run["paced_wrk"]
+            lines.append(
+                f"| {index} | {paced['requests_per_s']:,.0f} req/s | {paced['p50_ms']:.2f} ms | "
+                f"{paced['p99_ms']:.2f} ms | {paced['p999_ms']:.2f} ms | "
+                f"{paced['max_ms']:.2f} ms | {paced['client_cpu_pct']:.0f} % | "
+                + "/".join(f"{c:.0f}" for c in paced["worker_cpu_pct"])
+                + " % |"
+            )
     shown = report["windows"]
     lines += [
         "",

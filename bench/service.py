@@ -90,10 +90,15 @@ def wrk(
     connections: int = 8,
     body: Path | None = None,
     headers: tuple[tuple[str, str], ...] = (),
+    think_ms: float | None = None,
 ) -> dict[str, Any]:
-    """One closed-loop wrk run (one thread); requests/s and latency percentiles in ms.
-    ``headers`` (a Content-Type among them) go with every request."""
+    """One closed-loop wrk run (one thread); requests/s, latency percentiles in ms (from each
+    request's write), and the share of a core wrk itself used. ``headers`` (a Content-Type
+    among them) go with every request; ``think_ms``: each connection waits a random 0 to
+    twice that many milliseconds before each request (report.lua's pacing)."""
     env = {**os.environ, "WRK_METHOD": "POST" if body else "GET"}
+    if think_ms is not None:
+        env["WRK_THINK_MS"] = f"{think_ms:g}"
     if body:
         env["WRK_BODY_FILE"] = str(body)
     for name, value in headers:
@@ -101,6 +106,7 @@ def wrk(
             env["WRK_CONTENT_TYPE"] = value
         else:
             env["WRK_HEADERS"] = env.get("WRK_HEADERS", "") + f"{name}: {value}\n"
+    before = procs.children_cpu_seconds()
     done = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", str(WRK_SCRIPT), url],
         capture_output=True,
@@ -118,6 +124,9 @@ def wrk(
         "p99_ms": raw["p99_us"] / 1000,
         "p999_ms": raw["p999_us"] / 1000,
         "max_ms": raw["max_us"] / 1000,
+        "client_cpu_pct": round(
+            100 * (procs.children_cpu_seconds() - before) / (raw["duration_us"] / 1e6), 1
+        ),
         "errors": errors,
     }
 

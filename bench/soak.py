@@ -15,6 +15,9 @@ core from a worker's event loop to run something else. A tail the server's histo
 not show accrued outside the handler: in a socket or the worker's event loop, or in the
 generator, which shares the two cores. A separate process reads them, so neither the
 generator's loop nor a worker spends a moment on it.
+
+Then the same rate again on the same server from wrk, a C client, its connections paced by
+random think times (``paced_wrk``): the tail with less of the cores spent on the client.
 """
 
 from __future__ import annotations
@@ -36,15 +39,17 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from app.dashboard.loadrun import LoadResult, LoadSpec, percentile, run
+from app.dashboard.loadrun import LoadResult, LoadSpec, make_bodies, percentile, run
 from app.gctune import freeze_startup_heap
 from app.metrics import multiprocess_registry
 from bench import procs, serving
+from bench.service import wrk
 
 RESULTS = Path(__file__).parent / "results"
 WINDOW_S = 5.0
 METRICS_FOLDER = "metrics"  # the server's multiprocess files, in the soak's temporary folder
 SLOW_MS = (1.0, 2.5, 5.0, 10.0)  # the server-side counts of requests slower than these
+CONNECTIONS = 64  # the open loop's, and the paced C client's
 
 Buckets = dict[str, float]  # the histogram's upper bound ("0.001", "+Inf") -> cumulative count
 
@@ -221,6 +226,34 @@ def frozen_heap() -> Iterator[None]:
         gc.set_threshold(*thresholds)
 
 
+def paced_wrk(
+    url: str, body: Path, rate: float, duration: float, workers: list[int]
+) -> dict[str, Any]:
+    """The soak's rate again, from a C client: wrk's CONNECTIONS connections, each waiting a
+    random think time before each request, so together they send about ``rate`` requests/s
+    with random gaps. wrk needs less of a core than the Python generator for the same rate
+    (both are measured), so the difference between the two tails is roughly what the
+    generator's heavier share of the two cores adds. Its latency counts from each write, not
+    from a due time (a connection still waiting for its answer sends late, unseen), so it is
+    a floor under the open loop's, not a replacement. A connection's cycle is its think time
+    plus its request's latency: a 2 s run at the bare think time measures the rest, and the
+    think time is shortened by it."""
+    cycle_ms = CONNECTIONS / rate * 1000
+    trial = wrk(url, 2.0, CONNECTIONS, body, think_ms=cycle_ms)
+    think_ms = max(0.0, cycle_ms - (CONNECTIONS / trial["requests_per_s"] * 1000 - cycle_ms))
+    before = {pid: procs.cpu_seconds(pid) for pid in workers}
+    started = time.perf_counter()
+    measured = wrk(url, duration, CONNECTIONS, body, think_ms=think_ms)
+    elapsed = time.perf_counter() - started
+    return {
+        **measured,
+        "think_ms": round(think_ms, 2),
+        "worker_cpu_pct": [
+            round(100 * (procs.cpu_seconds(pid) - before[pid]) / elapsed, 1) for pid in workers
+        ],
+    }
+
+
 def soak_once(model_dir: Path, duration: float, baseline: Path | None) -> dict[str, Any]:
     """One soak on a fresh server: capacity, then 70 % of it, per-window p99 (the client's and
     the server's) and how late the generator sent, CPU, preemptions and waits for a core per
@@ -252,10 +285,20 @@ def soak_once(model_dir: Path, duration: float, baseline: Path | None) -> dict[s
             # Without a sampler the soak still runs, only without the server's view.
             start = time.perf_counter() if begun is None else begun
             soak = run(
-                LoadSpec(url, batch=10, connections=64, rate=rate, duration=duration, bodies=256)
+                LoadSpec(
+                    url,
+                    batch=10,
+                    connections=CONNECTIONS,
+                    rate=rate,
+                    duration=duration,
+                    bodies=256,
+                )
             )
             after = {pid: procs.memory_mib(pid)["rss_mib"] for pid in workers}
             samples = sampler.samples() if begun is not None else []
+        body = Path(tmp) / "body.json"
+        body.write_bytes(make_bodies(10, 1, seed=0, anomaly_rate=0.02)[0].content)
+        paced = paced_wrk(url, body, rate, duration, workers)
     # The last, partial window holds only the stragglers: left out.
     kept = [w for w in windows(soak, start) if w["from_s"] + WINDOW_S <= duration]
     # Sample k was taken at the start of window k.
@@ -281,6 +324,7 @@ def soak_once(model_dir: Path, duration: float, baseline: Path | None) -> dict[s
         "rss_mib_before": list(before.values()),
         "rss_mib_after": list(after.values()),
         "rss_growth_mib": [round(after[p] - before[p], 1) for p in workers],
+        "paced_wrk": paced,
     }
 
 
@@ -350,6 +394,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{window['send_delay_p99_ms']:.2f} ms at p99){beside}"
         )
     print(f"  RSS per worker {report['rss_mib_before']} -> {report['rss_mib_after']} MiB")
+    print("the same rate from wrk, each connection paced by random think times:")
+    for one in runs:
+        paced = one["paced_wrk"]
+        print(
+            f"  {paced['requests_per_s']:.0f} req/s, p50 {paced['p50_ms']:.2f} ms, p99 "
+            f"{paced['p99_ms']:.2f} ms, max {paced['max_ms']:.2f} ms; wrk "
+            f"{paced['client_cpu_pct']:.0f} % of a core, workers "
+            f"{'/'.join(f'{c:.0f}' for c in paced['worker_cpu_pct'])} %"
+        )
     return 0
 
 

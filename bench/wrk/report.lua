@@ -1,5 +1,5 @@
 -- wrk script: send the request named by the environment (method, body file, content type,
--- more headers),
+-- more headers), optionally pacing each connection (WRK_THINK_MS),
 -- and print the run's figures as one JSON line at the end (latency in microseconds).
 local method = os.getenv("WRK_METHOD") or "GET"
 local body_file = os.getenv("WRK_BODY_FILE")
@@ -14,6 +14,18 @@ end
 for line in (os.getenv("WRK_HEADERS") or ""):gmatch("[^\n]+") do
   local name, value = line:match("^([^:]+):%s*(.*)$")
   if name then wrk.headers[name] = value end
+end
+
+-- Pacing: each connection waits a random whole number of milliseconds, uniform on
+-- [0, 2 * WRK_THINK_MS], before each request, so that many connections together send at a
+-- steady rate with random gaps, as independent clients would. Defined only when asked:
+-- wrk takes a timer per request once a script has delay().
+local think_ms = tonumber(os.getenv("WRK_THINK_MS") or "")
+if think_ms then
+  local most = math.floor(2 * think_ms + 0.5)
+  delay = function()
+    return math.random(0, most)
+  end
 end
 
 done = function(summary, latency, requests)

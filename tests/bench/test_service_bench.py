@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -72,6 +73,31 @@ def test_quick_service_benchmark_reports_every_figure(model_dir: Path, tmp_path:
     }
     assert all(row["errors"] == 0 and row["requests_per_s"] > 0 for row in order.values())
     assert "start to first 200" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.system
+def test_wrk_paces_each_connection_by_its_think_time(tmp_path: Path) -> None:
+    from bench import serving
+    from bench.service import wrk
+
+    require_tool("wrk", "wrk")
+    port = serving.free_port()
+    argv = [sys.executable, "-m", "uvicorn", "bench.bare_asgi:app", "--port", str(port),
+            "--log-level", "warning"]  # fmt: skip
+    checkout = Path(__file__).resolve().parents[2]
+    with serving.run_server(argv, dict(os.environ), port, tmp_path, cwd=checkout) as server:
+        paced = wrk(f"{server.url}/", 3.0, connections=4, think_ms=50)
+        flat_out = wrk(f"{server.url}/", 1.0, connections=4)
+    # Four connections, each waiting 50 ms on average before each request: about 80 a second,
+    # less what the requests themselves take.
+    assert paced["errors"] == 0
+    assert 55 < paced["requests_per_s"] <= 85
+    assert flat_out["requests_per_s"] > 10 * paced["requests_per_s"]
+    # wrk's own CPU, from the kernel's account of the finished child: idling between paced
+    # requests, busy flat out.
+    assert 0 <= paced["client_cpu_pct"] < flat_out["client_cpu_pct"]
+    assert flat_out["client_cpu_pct"] > 10
 
 
 def test_a_measurement_with_failed_requests_is_refused() -> None:

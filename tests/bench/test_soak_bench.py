@@ -164,3 +164,12 @@ def test_a_soak_reports_the_workers_view_of_every_window(model_dir: Path) -> Non
         assert all(0 <= ms <= 5000 for ms in window["worker_waited_ms"])
         assert 0 <= window["generator_waited_ms"] <= 5000
     assert result["summary"]["ok"] == result["summary"]["requests"]
+    # The same rate again from wrk, each connection paced by think times calibrated so that
+    # the 64 together send about the soak's rate.
+    paced = result["paced_wrk"]
+    assert paced["errors"] == 0
+    assert paced["requests_per_s"] == pytest.approx(result["rate_requests_per_s"], rel=0.25)
+    assert 0 < paced["p50_ms"] <= paced["p99_ms"] <= paced["max_ms"]
+    assert paced["think_ms"] > 0
+    assert 0 < paced["client_cpu_pct"] <= 105
+    assert len(paced["worker_cpu_pct"]) == 2
