@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import resource
+import subprocess
+import threading
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -61,11 +62,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime and stime: 14 and 15
 
 
-def children_cpu_seconds() -> float:
-    """User plus system CPU time of this process's children that have ended and been waited
-    for (a finished ``subprocess.run``'s among them)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def run_timed(argv: list[str], env: dict[str, str], timeout: float) -> tuple[str, float]:
+    """Run ``argv`` to its end; its output (standard output and error in one stream) and the
+    CPU seconds (user plus system) it used, from the kernel's account of that one child
+    (``wait4``), so no other child of this process is counted. Killed after ``timeout``
+    seconds; a non-zero exit raises."""
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    ) as child:
+        killer = threading.Timer(timeout, child.kill)
+        killer.start()
+        try:
+            out = child.stdout.read()  # type: ignore[union-attr]
+            _, status, usage = os.wait4(child.pid, 0)
+        finally:
+            killer.cancel()
+        child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, argv, out)
+    return out, usage.ru_utime + usage.ru_stime
 
 
 def preemptions(pid: int) -> int:

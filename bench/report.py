@@ -281,15 +281,15 @@ def soak_section(report: dict[str, Any], title: str = "Soak") -> list[str]:
             f"{s['p50_ms']:.2f} ms | {s['p99_ms']:.2f} ms | {worst:.2f} ms | "
             f"{', '.join(f'{g} MiB' for g in run['rss_growth_mib'])} |"
         )
-    if all("paced_wrk" in run for run in runs):
+    if all(run.get("paced_wrk") for run in runs):
         lines += [
             "",
             "Each run's rate again on the same server, from wrk (C, one thread): 64 connections, "
             "each waiting a random think time before each request, calibrated so that together "
-            "they send about the soak's rate. Its latency counts from each write, not from a "
-            "due time, so it is a floor under the open loop's. wrk needs less of a core than the "
-            "Python generator (the soak's windows show the generator's share), so the "
-            "difference is roughly what the generator's heavier share of the two cores adds.",
+            "they send about the soak's rate. A point of comparison, not the soak's measure: "
+            "wrk takes less of a core than the Python generator, but it also runs after the "
+            "soak, counts latency from each write rather than from a due time, and spreads "
+            "its requests over all its connections.",
             "",
             "| run | rate | p50 | p99 | p99.9 | max | wrk's CPU | workers' CPU |",
             "|---|---|---|---|---|---|---|---|",

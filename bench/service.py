@@ -106,16 +106,12 @@ def wrk(
             env["WRK_CONTENT_TYPE"] = value
         else:
             env["WRK_HEADERS"] = env.get("WRK_HEADERS", "") + f"{name}: {value}\n"
-    before = procs.children_cpu_seconds()
-    done = subprocess.run(
+    out, cpu_seconds = procs.run_timed(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", str(WRK_SCRIPT), url],
-        capture_output=True,
-        text=True,
-        env=env,
+        env,
         timeout=seconds + 30,
-        check=True,
     )
-    raw = json.loads(done.stdout.strip().splitlines()[-1])
+    raw = json.loads(out.strip().splitlines()[-1])
     errors = sum(v for k, v in raw.items() if k.startswith("errors_"))
     return {
         "requests_per_s": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
@@ -124,9 +120,7 @@ def wrk(
         "p99_ms": raw["p99_us"] / 1000,
         "p999_ms": raw["p999_us"] / 1000,
         "max_ms": raw["max_us"] / 1000,
-        "client_cpu_pct": round(
-            100 * (procs.children_cpu_seconds() - before) / (raw["duration_us"] / 1e6), 1
-        ),
+        "client_cpu_pct": round(100 * cpu_seconds / (raw["duration_us"] / 1e6), 1),
         "errors": errors,
     }
 

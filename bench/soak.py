@@ -16,8 +16,12 @@ not show accrued outside the handler: in a socket or the worker's event loop, or
 generator, which shares the two cores. A separate process reads them, so neither the
 generator's loop nor a worker spends a moment on it.
 
-Then the same rate again on the same server from wrk, a C client, its connections paced by
-random think times (``paced_wrk``): the tail with less of the cores spent on the client.
+Then the same rate again on the same server from wrk, a C client, its 64 connections paced
+by random think times (``paced_wrk``; skipped without wrk). wrk takes less of a core than
+the Python generator, but it differs in more than that: it runs after the soak, counts
+latency from each write rather than from a due time (a connection still waiting for its
+answer sends late, unseen), and spreads its requests over all its connections. Its tail is
+a point of comparison, not the soak's measure.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import json
 import multiprocessing
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -228,29 +233,29 @@ def frozen_heap() -> Iterator[None]:
 
 def paced_wrk(
     url: str, body: Path, rate: float, duration: float, workers: list[int]
-) -> dict[str, Any]:
-    """The soak's rate again, from a C client: wrk's CONNECTIONS connections, each waiting a
-    random think time before each request, so together they send about ``rate`` requests/s
-    with random gaps. wrk needs less of a core than the Python generator for the same rate
-    (both are measured), so the difference between the two tails is roughly what the
-    generator's heavier share of the two cores adds. Its latency counts from each write, not
-    from a due time (a connection still waiting for its answer sends late, unseen), so it is
-    a floor under the open loop's, not a replacement. A connection's cycle is its think time
+) -> dict[str, Any] | None:
+    """The soak's rate again from wrk (module docstring): CONNECTIONS connections, each
+    waiting a random think time before each request. A connection's cycle is its think time
     plus its request's latency: a 2 s run at the bare think time measures the rest, and the
-    think time is shortened by it."""
+    think time is shortened by it. None if wrk is not installed, or if the requests alone
+    take longer than a cycle (no think time could pace them)."""
+    if shutil.which("wrk") is None:
+        return None
     cycle_ms = CONNECTIONS / rate * 1000
     trial = wrk(url, 2.0, CONNECTIONS, body, think_ms=cycle_ms)
-    think_ms = max(0.0, cycle_ms - (CONNECTIONS / trial["requests_per_s"] * 1000 - cycle_ms))
+    think_ms = cycle_ms - (CONNECTIONS / trial["requests_per_s"] * 1000 - cycle_ms)
+    if think_ms <= 0:
+        return None
     before = {pid: procs.cpu_seconds(pid) for pid in workers}
     started = time.perf_counter()
     measured = wrk(url, duration, CONNECTIONS, body, think_ms=think_ms)
     elapsed = time.perf_counter() - started
+    after = {pid: procs.cpu_seconds(pid) for pid in workers}
+    worker_cpu = _per_pid(before, after, 100 / elapsed)
     return {
         **measured,
         "think_ms": round(think_ms, 2),
-        "worker_cpu_pct": [
-            round(100 * (procs.cpu_seconds(pid) - before[pid]) / elapsed, 1) for pid in workers
-        ],
+        "worker_cpu_pct": [worker_cpu[pid] for pid in workers],
     }
 
 
@@ -394,9 +399,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{window['send_delay_p99_ms']:.2f} ms at p99){beside}"
         )
     print(f"  RSS per worker {report['rss_mib_before']} -> {report['rss_mib_after']} MiB")
-    print("the same rate from wrk, each connection paced by random think times:")
-    for one in runs:
-        paced = one["paced_wrk"]
+    paced_runs = [one["paced_wrk"] for one in runs if one["paced_wrk"]]
+    if paced_runs:
+        print("the same rate from wrk, each connection paced by random think times:")
+    for paced in paced_runs:
         print(
             f"  {paced['requests_per_s']:.0f} req/s, p50 {paced['p50_ms']:.2f} ms, p99 "
             f"{paced['p99_ms']:.2f} ms, max {paced['max_ms']:.2f} ms; wrk "

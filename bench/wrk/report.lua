@@ -16,15 +16,15 @@ for line in (os.getenv("WRK_HEADERS") or ""):gmatch("[^\n]+") do
   if name then wrk.headers[name] = value end
 end
 
--- Pacing: each connection waits a random whole number of milliseconds, uniform on
--- [0, 2 * WRK_THINK_MS], before each request, so that many connections together send at a
--- steady rate with random gaps, as independent clients would. Defined only when asked:
--- wrk takes a timer per request once a script has delay().
+-- Pacing: each connection waits a random time, uniform on [0, 2 * WRK_THINK_MS]
+-- milliseconds, before each request, so that many connections together send at a steady
+-- rate with random gaps, as independent clients would. wrk takes whole milliseconds: adding
+-- a uniform [0, 1) before rounding down keeps the mean at WRK_THINK_MS exactly. Defined
+-- only when asked: wrk takes a timer per request once a script has delay().
 local think_ms = tonumber(os.getenv("WRK_THINK_MS") or "")
 if think_ms then
-  local most = math.floor(2 * think_ms + 0.5)
   delay = function()
-    return math.random(0, most)
+    return math.floor(2 * think_ms * math.random() + math.random())
   end
 end
 
