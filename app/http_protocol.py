@@ -15,18 +15,32 @@ the p99 is twice the p50. Starting the requests of one poll in the order their c
 last answered puts that request first, as if they were served in order of arrival. Costs: one
 sort of the requests of a poll and one more pass of the loop per poll (docs/benchmarks.md
 measures both orders in the same run).
+
+**A drain that answers every request sent** (``begin_drain``, on SIGTERM). uvicorn keeps
+connections alive until its listener closes and then closes the idle ones at once, so a client
+whose next request was already on its way lost it unanswered. From the signal on, every
+response says ``Connection: close`` and closes its connection, so a client learns with an
+answer that it must reconnect (to this server while the listener is still open during
+``DRAIN_SECONDS``, or to another replica); when the listener closes, an idle connection is
+closed only if no request is waiting in its socket (one that is, is read and answered).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import itertools
 import socket
+import struct
+import termios
 import weakref
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+# How long a connection accepted just before the listener closed may take to send its first
+# request (a client sends it as soon as it is connected: microseconds on a LAN).
+FIRST_REQUEST_GRACE_S = 0.5
 # Stamps of "this connection was last answered (or opened) now"; only their order matters.
 _served_stamps = itertools.count()
 
@@ -37,13 +51,70 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def _bytes_waiting(transport: asyncio.BaseTransport) -> int:
+    """How many bytes the kernel holds unread for this connection (0 when it cannot tell)."""
+    sock = transport.get_extra_info("socket")
+    try:
+        answer = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (AttributeError, OSError, ValueError):
+        return 0
+    return int(struct.unpack("i", answer)[0])
+
+
+class _Drain:
+    """This process's connections, and whether it has begun to drain them."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.connections: weakref.WeakSet[NoDelayHttpProtocol] = weakref.WeakSet()
+
+
+_drain = _Drain()
+
+
+def begin_drain() -> None:
+    """From now on every response closes its connection (``Connection: close``), responses
+    under way included. Idempotent; called on the event loop when SIGTERM arrives."""
+    _drain.draining = True
+    for connection in list(_drain.connections):
+        cycle = connection.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.keep_alive = False
+
+
 class NoDelayHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with TCP_NODELAY on each connection; requests start in the
-    order the event loop reports their sockets (``REQUEST_ORDER=poll``)."""
+    """uvicorn's httptools protocol with TCP_NODELAY on each connection and a drain that
+    answers every request sent; requests start in the order the event loop reports their
+    sockets (``REQUEST_ORDER=poll``)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         set_nodelay(transport)
         super().connection_made(transport)
+        _drain.connections.add(self)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if _drain.draining and self.cycle is not None:
+            self.cycle.keep_alive = False  # this response says "Connection: close"
+
+    def shutdown(self) -> None:
+        """uvicorn closes its listener and asks each connection to finish. An idle one is
+        closed, unless a request already waits in its socket (it is read and answered, with
+        ``Connection: close``, instead of being reset unanswered), or it was accepted and its
+        first request is still on the way (it gets a moment to arrive)."""
+        _drain.draining = True
+        idle = self.cycle is None or self.cycle.response_complete
+        if not idle or self.transport.is_closing():
+            super().shutdown()
+        elif _bytes_waiting(self.transport):
+            pass
+        elif self.cycle is None:
+            self._unset_keepalive_if_required()
+            self.timeout_keep_alive_task = self.loop.call_later(
+                FIRST_REQUEST_GRACE_S, self.timeout_keep_alive_handler
+            )
+        else:
+            super().shutdown()
 
 
 class _StartQueue:

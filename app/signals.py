@@ -3,7 +3,9 @@
 uvicorn's handler closes the listener at once and runs the app's shutdown hooks only after
 open requests finish. Two things must happen earlier: readiness must turn 503 while the server
 still accepts (so load balancers stop sending before the door closes), and SSE streams must end
-(they never finish by themselves and would hold shutdown for the whole graceful timeout).
+(they never finish by themselves and would hold shutdown for the whole graceful timeout), and
+every response from then on must close its connection (``app.http_protocol.begin_drain``), so
+keep-alive clients move on with an answer rather than lose a request to a closed socket.
 Chaining onto the handler uvicorn installed does both, and can hold uvicorn's own handling back
 for a drain period.
 """
@@ -16,6 +18,8 @@ import signal
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
+
+from app import http_protocol, listeners
 
 
 def on_stop_signal(callback: Callable[[], None], delay: float = 0.0) -> None:
@@ -31,16 +35,42 @@ def on_stop_signal(callback: Callable[[], None], delay: float = 0.0) -> None:
         ) -> None:
             seen["count"] += 1
             with contextlib.suppress(RuntimeError):  # the loop may already be closed
+                loop.call_soon_threadsafe(http_protocol.begin_drain)
                 loop.call_soon_threadsafe(callback)
             if not callable(previous):
                 if previous == signal.SIG_DFL and signum == signal.SIGINT:
                     raise KeyboardInterrupt
                 return
-            if delay > 0 and seen["count"] == 1:
+            if seen["count"] == 1:
                 with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(loop.call_later, delay, previous, signum, frame)
+                    loop.call_soon_threadsafe(_stop_later, loop, delay, previous, signum, frame)
             else:
                 previous(signum, frame)
 
+        chained.gridscore_chain = True  # type: ignore[attr-defined]
         with contextlib.suppress(ValueError):  # not the main thread (e.g. a test client)
             signal.signal(sig, chained)
+
+
+_stopping: set[asyncio.Task[None]] = set()
+
+
+def _stop_later(
+    loop: asyncio.AbstractEventLoop,
+    delay: float,
+    handler: Callable[[int, FrameType | None], Any],
+    signum: int,
+    frame: FrameType | None,
+) -> None:
+    """After ``delay``, stop taking connections (accepting those the kernel already
+    completed), then let ``handler`` (uvicorn's) close the listeners."""
+
+    async def stop() -> None:
+        await asyncio.sleep(delay)
+        if not getattr(handler, "gridscore_chain", False):  # the last link: uvicorn's
+            await listeners.stop_accepting()
+        handler(signum, frame)
+
+    task = loop.create_task(stop())
+    _stopping.add(task)
+    task.add_done_callback(_stopping.discard)

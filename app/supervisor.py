@@ -73,6 +73,7 @@ class Supervisor:
         self.processes: list[SpawnProcess | None] = []
         self.started_at: list[float] = []
         self.stopping = False
+        self.workers_signalled = False
         self.exit_code = 0
         self._context = multiprocessing.get_context("spawn")
 
@@ -90,7 +91,22 @@ class Supervisor:
     def _stop(self, signum: int, _frame: object) -> None:
         if not self.stopping:
             log.info("stopping workers", extra={"fields": {"signal": signal.Signals(signum).name}})
-        self.stopping = True
+            self.stopping = True
+            # At once, not at the main loop's next tick: a worker's drain starts with the
+            # signal (readiness 503, every response closing its connection).
+            self._signal_workers()
+
+    def _signal_workers(self) -> None:
+        """SIGTERM to every worker, once (a second one would cut its drain short)."""
+        self.workers_signalled = True
+        for process in self.processes:
+            if process is not None and process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+        # Each listener now closes when its worker closes it after the drain: held open here,
+        # the kernel would go on completing connections nobody accepts, and reset them all
+        # when the supervisor exits.
+        for sock in self.sockets:
+            sock.close()
 
     def _forward(self, signum: int, _frame: object) -> None:
         """SIGHUP: every worker looks for a newer artifact (app/swap.py)."""
@@ -148,9 +164,8 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         live = [p for p in self.processes if p is not None and p.is_alive()]
-        for process in live:
-            if process.pid is not None:
-                os.kill(process.pid, signal.SIGTERM)
+        if not self.workers_signalled:
+            self._signal_workers()
         deadline = time.monotonic() + self.drain_seconds + self.graceful_timeout + 5
         for process in live:
             process.join(max(0.0, deadline - time.monotonic()))
@@ -164,6 +179,4 @@ class Supervisor:
         for stopped in self.processes:
             if stopped is not None:
                 self._mark_dead(stopped.pid)
-        for sock in self.sockets:
-            sock.close()
         log.info("supervisor stopped")
