@@ -6,10 +6,17 @@ one 4 MiB block (CSV), so a file larger than memory passes through in bounded me
 CSV feature columns are read as text and parsed by ``convert.columns``, so one bad cell drops
 its row instead of failing the file; a CSV row with the wrong number of fields is counted as
 malformed and skipped. JSON Lines are decoded with msgspec, one line per row.
+
+CSV and JSON Lines must be UTF-8 text: the head of the file is checked before pyarrow sees it
+(a UTF-16 export, a binary file named .csv), and a malformed row deeper in the file that is not
+UTF-8 refuses the file with a message instead of pyarrow's "Exception ignored" traceback (its
+invalid-row callback decodes the row as UTF-8 before our handler runs).
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +35,16 @@ FORMATS = {
 }
 BLOCK_BYTES = 4 * 1024 * 1024  # larger blocks read no faster and cost memory
 CHUNK_ROWS = 262_144
+HEAD_BYTES = 64 * 1024  # how much of a text file is checked to be UTF-8 before reading it
+# Byte-order marks of the encodings a spreadsheet may export "Unicode text" in.
+_BYTE_ORDER_MARKS = {
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
+# A NUL byte in a row makes that row unusable; this many in the head is not a text file.
+MAX_NUL_SHARE = 0.01
 
 
 class DataError(Exception):
@@ -80,6 +97,8 @@ class Reader:
         except OSError as exc:
             raise DataError(f"{path}: cannot read: {exc.strerror}") from None
         reader = cls(path, detect_format(path, fmt), chunk_rows)
+        if reader.format != "parquet":
+            check_utf8_text(path)
         try:
             reader._inspect()
         except DataError:
@@ -102,22 +121,28 @@ class Reader:
             import pyarrow as pa
             import pyarrow.csv as pcsv
 
-            with pcsv.open_csv(
-                self.path,
-                read_options=pcsv.ReadOptions(block_size=1 << 20),
-                parse_options=pcsv.ParseOptions(invalid_row_handler=lambda row: "skip"),
-            ) as stream:
+            with (
+                undecodable_rows_refused(self.path),
+                pcsv.open_csv(
+                    self.path,
+                    read_options=pcsv.ReadOptions(block_size=1 << 20),
+                    parse_options=pcsv.ParseOptions(invalid_row_handler=lambda row: "skip"),
+                ) as stream,
+            ):
                 names = list(stream.schema.names)
-            with pcsv.open_csv(
-                self.path,
-                read_options=pcsv.ReadOptions(block_size=1 << 20),
-                parse_options=pcsv.ParseOptions(invalid_row_handler=lambda row: "skip"),
-                convert_options=pcsv.ConvertOptions(
-                    column_types=dict.fromkeys(names, pa.string()),
-                    strings_can_be_null=True,
-                    null_values=[""],
-                ),
-            ) as stream:
+            with (
+                undecodable_rows_refused(self.path),
+                pcsv.open_csv(
+                    self.path,
+                    read_options=pcsv.ReadOptions(block_size=1 << 20),
+                    parse_options=pcsv.ParseOptions(invalid_row_handler=lambda row: "skip"),
+                    convert_options=pcsv.ConvertOptions(
+                        column_types=dict.fromkeys(names, pa.string()),
+                        strings_can_be_null=True,
+                        null_values=[""],
+                    ),
+                ) as stream,
+            ):
                 first = next(iter(stream), None)
             self.columns = names
             if first is not None:
@@ -162,17 +187,20 @@ class Reader:
             skipped += 1
             return "skip"
 
-        with pcsv.open_csv(
-            self.path,
-            read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES),
-            parse_options=pcsv.ParseOptions(invalid_row_handler=skip),
-            convert_options=pcsv.ConvertOptions(
-                include_columns=names,
-                column_types=dict.fromkeys(names, pa.string()),
-                strings_can_be_null=True,
-                null_values=[""],
-            ),
-        ) as stream:
+        with (
+            undecodable_rows_refused(self.path),
+            pcsv.open_csv(
+                self.path,
+                read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES),
+                parse_options=pcsv.ParseOptions(invalid_row_handler=skip),
+                convert_options=pcsv.ConvertOptions(
+                    include_columns=names,
+                    column_types=dict.fromkeys(names, pa.string()),
+                    strings_can_be_null=True,
+                    null_values=[""],
+                ),
+            ) as stream,
+        ):
             for batch in stream:
                 malformed, skipped = skipped, 0
                 yield Chunk({n: batch.column(n) for n in names}, batch.num_rows, malformed)
@@ -219,6 +247,72 @@ def mostly_numbers(column: Any) -> bool:
     return bool(present.any()) and float((reasons[present] == NOT_A_NUMBER).mean()) <= 0.5
 
 
+def check_utf8_text(path: Path) -> None:
+    """Refuse a CSV or JSON Lines file whose head is not UTF-8 text, saying what it is."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
+    for mark, encoding in _BYTE_ORDER_MARKS.items():
+        if head.startswith(mark):
+            raise DataError(
+                f"{path.name}: {encoding} text (it starts with a {encoding} byte-order mark); "
+                f"save it as UTF-8"
+            )
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A character cut by the end of the head is not an error.
+        if not (len(head) == HEAD_BYTES and exc.start >= len(head) - 3):
+            raise DataError(
+                f"{path.name}: not UTF-8 text (byte 0x{head[exc.start]:02x} at offset "
+                f"{exc.start}); is it really a text file?"
+            ) from None
+    if head and head.count(0) > MAX_NUL_SHARE * len(head):
+        raise DataError(
+            f"{path.name}: not text ({head.count(0)} NUL bytes in its first {len(head)}); "
+            f"UTF-16 without a byte-order mark, or a binary file?"
+        )
+
+
+class _UndecodableRow:
+    """sys.unraisablehook while pyarrow reads a CSV: the UnicodeDecodeError its invalid-row
+    callback raises is noted here instead of printed as "Exception ignored"."""
+
+    def __init__(self, previous: object) -> None:
+        self.previous = previous
+        self.seen = False
+
+    def __call__(self, unraisable: sys.UnraisableHookArgs) -> None:
+        if isinstance(unraisable.exc_value, UnicodeDecodeError):
+            self.seen = True
+        elif callable(self.previous):
+            self.previous(unraisable)
+
+
+@contextlib.contextmanager
+def undecodable_rows_refused(path: Path) -> Iterator[None]:
+    """Within the block, a malformed CSV row that is not UTF-8 refuses the file (DataError)."""
+    hook = _UndecodableRow(sys.unraisablehook)
+    sys.unraisablehook = hook
+    try:
+        yield
+    except Exception:
+        if hook.seen:
+            raise DataError(f"{path.name}: a malformed row is not UTF-8 text") from None
+        raise
+    finally:
+        sys.unraisablehook = hook.previous  # type: ignore[assignment]
+    if hook.seen:
+        raise DataError(f"{path.name}: a malformed row is not UTF-8 text")
+
+
 def _short(exc: BaseException) -> str:
+    """The first line of an error, without control characters or undecodable bytes (a parse
+    error quotes the row it failed on)."""
     text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    line = "".join(c if c.isprintable() and c != "\ufffd" else "?" for c in text[0])
+    return line[:300]

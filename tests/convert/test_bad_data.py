@@ -3,7 +3,11 @@ status 2 and one clear line saying why, and nothing is published."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -56,7 +60,39 @@ def _with_bad_values(share: float) -> dict[str, list[object]]:
     return columns
 
 
+def _random_bytes(name: str) -> Callable[[Path], Path]:
+    # Fixed bytes (a seeded generator), so the case is the same on every run.
+    return _text(name, random.Random(7).randbytes(20_000))
+
+
+def _utf16(folder: Path) -> Path:
+    path = datasets.write(_table(), folder / "export.csv")
+    path.write_text(path.read_text(), encoding="utf-16")
+    return path
+
+
+def _truncated_parquet(folder: Path) -> Path:
+    path = datasets.write(_table(), folder / "feeder.parquet")
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    return path
+
+
+def _undecodable_row_deep(folder: Path) -> Path:
+    # Past the head the reader checks: a malformed row (three fields) that is not UTF-8.
+    path = datasets.write(_table(20_000), folder / "feeder.csv")
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines.insert(15_000, b"\xff\xfe\x80,\xc3\x28,x\n")
+    path.write_bytes(b"".join(lines))
+    return path
+
+
 CATALOGUE = [
+    BadData("random bytes as CSV", _random_bytes("garbage.csv"), (), "not UTF-8 text"),
+    BadData("random bytes as JSON Lines", _random_bytes("garbage.jsonl"), (), "not UTF-8 text"),
+    BadData("UTF-16 CSV", _utf16, (), "UTF-16 text"),
+    BadData("truncated Parquet", _truncated_parquet, (), "not a readable parquet file"),
+    BadData("a malformed row that is not UTF-8", _undecodable_row_deep, (), "not UTF-8 text"),
     BadData("missing file", lambda folder: folder / "nowhere.csv", (), "no such file"),
     BadData("unreadable file", _unreadable, (), "cannot read"),
     BadData("a folder, not a file", lambda folder: folder, (), "not a file"),
@@ -168,3 +204,44 @@ def test_bad_data_exits_2_with_one_clear_line_and_publishes_nothing(
     assert case.message in lines[0]
     assert lines[0].endswith("nothing published")
     assert not models.exists() or list(models.iterdir()) == []
+
+
+def test_a_nul_byte_in_one_row_makes_that_row_unusable(tmp_path: Path) -> None:
+    path = datasets.write(_table(), tmp_path / "feeder.csv")
+    lines = path.read_text().splitlines(keepends=True)
+    row = lines[6]
+    cut = row.index(",", row.index(",") + 1) + 3  # inside the v_l1 value
+    lines[6] = row[:cut] + "\0" + row[cut:]
+    path.write_text("".join(lines))
+    summary = tmp_path / "summary.json"
+    models = tmp_path / "models"
+    status = convert_main(
+        ["--data", str(path), "--model-dir", str(models), "--parity-points", "500",
+         "--summary-json", str(summary)]
+    )  # fmt: skip
+    assert status == 0
+    found = json.loads(summary.read_text())
+    assert found["rows_read"] == 2_000
+    assert found["training_rows"] == 1_999  # the row with the NUL byte, and only it, dropped
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "maker",
+    [_random_bytes("garbage.csv"), _utf16, _undecodable_row_deep],
+    ids=["random bytes", "UTF-16", "a malformed row not UTF-8"],
+)
+def test_the_command_prints_one_line_for_a_bad_file_and_no_traceback(
+    tmp_path: Path, maker: Callable[[Path], Path]
+) -> None:
+    """As a user runs it: what Python prints itself ("Exception ignored ...") counts too."""
+    data = maker(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "convert", "--data", str(data), "--model-dir",
+         str(tmp_path / "models")],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Exception ignored" not in done.stderr
