@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 OPS_VENV := .venv-ops
 OPS_STAMP := $(OPS_VENV)/.installed-$(shell cat ops/requirements-tools.lock | cksum | cut -d' ' -f1)
 
-.PHONY: serve test test-quick lint ops-check convert bench clean
+.PHONY: serve test test-quick lint ops-check ops-tools convert bench clean
 
 serve: $(STAMP)  ## train+export the model if missing, then serve on http://127.0.0.1:8000
 	$(BIN)/gridscore serve
@@ -24,6 +24,8 @@ lint: $(STAMP)
 
 ops-check: $(STAMP) $(OPS_STAMP)  ## yamllint, kustomize, kubernetes-validate, hadolint, checkov, promtool
 	$(BIN)/python ops/check.py
+
+ops-tools: $(OPS_STAMP)  ## .venv-ops: podman-compose and the ops check's tools (docs/deploying.md)
 
 convert: $(STAMP)
 	$(BIN)/python -m convert

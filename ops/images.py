@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -35,10 +34,8 @@ IMAGES = {
 # crun fails on this machine's cgroup setup; runc works. Host networking: no CNI needed.
 PODMAN = ["podman", "--runtime", "runc"]
 # podman's default limits are higher than these machines let a container set (runc fails with
-# "error setting rlimit"): open files at the host's hard limit, and a modest process limit
-# (the host's own nproc was refused as well; 4096 is plenty for a few workers).
-_NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-ULIMITS = ["--ulimit", f"nofile={_NOFILE}:{_NOFILE}", "--ulimit", "nproc=4096:4096"]
+# "error setting rlimit"): the same modest limits as ops/compose.yaml sets for its containers.
+ULIMITS = ["--ulimit", "nofile=8192:8192", "--ulimit", "nproc=4096:4096"]
 SUITE = "bookworm"
 APT_DIR = Path("/etc/apt")
 

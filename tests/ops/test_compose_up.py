@@ -1,13 +1,13 @@
-"""ops/compose.yaml brought up for real with podman and podman-compose: two scorer replicas,
-the dashboard reaching them by service name, Prometheus scraping each with the project's
-rules. A burst from the dashboard is served by every replica, the rules evaluate, and
-``down`` leaves nothing running."""
+"""ops/compose.yaml brought up for real with the commands docs/deploying.md gives (podman and
+podman-compose): two scorer replicas, the dashboard reaching them by service name, Prometheus
+scraping each with the project's rules. A burst from the dashboard is served by every replica,
+the rules evaluate, and ``down`` leaves nothing running."""
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
+import shlex
 import subprocess
 import sys
 import time
@@ -30,53 +30,53 @@ import images  # noqa: E402  (ops/images.py, the build script the README documen
 PROJECT = "gridscore-compose-test"
 
 
-def _compose_tool() -> str:
-    found = ROOT / ".venv-ops" / "bin" / "podman-compose"
-    if found.exists():
-        return str(found)
-    on_path = shutil.which("podman-compose")
-    if on_path is None:
-        pytest.fail("podman-compose is missing: make ops-check (or make test) installs it")
-    return on_path
+def documented_compose(subcommand: str) -> list[str]:
+    """The Compose command docs/deploying.md gives for ``subcommand`` (``up`` or ``down``), as
+    argv: the test runs what a user pastes, not a command of its own."""
+    text = (ROOT / "docs" / "deploying.md").read_text()
+    section = text.split("## Compose", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    for line in block.splitlines():
+        argv = shlex.split(line, comments=True)
+        if argv and argv[0].endswith("podman-compose") and subcommand in argv:
+            return argv
+    raise AssertionError(f"docs/deploying.md gives no podman-compose {subcommand} command")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def stack() -> Iterator[dict[str, Any]]:
     require_tool("podman", "podman")
     require_tool("debootstrap", "debootstrap")
-    images.make_base()
+    up = documented_compose("up")
+    if not (ROOT / up[0]).exists():
+        pytest.fail(f"{up[0]} is missing: make ops-tools (or make test) installs it")
+    images.make_base()  # python3 ops/images.py all, as the docs say
     images.build(["scorer", "dashboard", "prometheus"])
-    work = tmp_path_factory.mktemp("compose")
-    # This machine's limits, as ops/images.py gives every container it runs (podman's
-    # defaults are above what these machines let a container set).
-    conf = work / "containers.conf"
-    conf.write_text(
-        "[containers]\ndefault_ulimits = ["
-        + ", ".join(f'"{u}"' for u in images.ULIMITS[1::2])
-        + "]\n"
-    )
+    # The two host ports are the documented variables; the project name keeps a stack of the
+    # user's own out of the test's way. Nothing else: no containers.conf, no limits of its own.
     ports = {"DASHBOARD_PORT": str(free_port()), "PROMETHEUS_PORT": str(free_port())}
-    env = {**os.environ, "CONTAINERS_CONF": str(conf), **ports}
-    compose = [_compose_tool(), "-p", PROJECT, "-f", str(ROOT / "ops" / "compose.yaml")]
+    env = {**os.environ, **ports}
 
-    def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [str(ROOT / argv[0]), "-p", PROJECT, *argv[1:]]
         done = subprocess.run(
-            [*compose, *argv], capture_output=True, text=True, env=env, timeout=600, check=False
+            argv, capture_output=True, text=True, env=env, timeout=600, check=False, cwd=ROOT
         )
         if check and done.returncode != 0:
-            raise AssertionError(f"podman-compose {argv}: {done.stdout}\n{done.stderr}")
+            raise AssertionError(f"{argv}: {done.stdout}\n{done.stderr}")
         return done
 
-    run("down", "-t", "5", check=False)  # a stack left by an interrupted run
-    run("up", "-d", "--no-build")
+    down = [*documented_compose("down"), "-t", "10"]
+    run(down, check=False)  # a stack left by an interrupted run
     try:
+        run(up)
         yield {
             "dashboard": f"http://127.0.0.1:{ports['DASHBOARD_PORT']}",
             "prometheus": f"http://127.0.0.1:{ports['PROMETHEUS_PORT']}",
-            "run": run,
+            "down": lambda: run(down),
         }
     finally:
-        run("down", "-t", "10", check=False)
+        run(down, check=False)
 
 
 def _wait(check: Any, what: str, timeout: float = 120.0) -> Any:
@@ -165,5 +165,5 @@ def test_prometheus_scrapes_every_replica_and_its_rules_evaluate(stack: dict[str
 
 def test_down_leaves_nothing_running(stack: dict[str, Any]) -> None:
     assert len(_running()) == 4  # two scorers, the dashboard, Prometheus
-    stack["run"]("down", "-t", "10")
+    stack["down"]()
     assert _running() == []
