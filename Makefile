@@ -21,6 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ops-check: $(STAMP) $(OPS_STAMP)  ## yamllint, kustomize, kubernetes-validate, hadolint, checkov, promtool
 	$(BIN)/python ops/check.py

@@ -1,7 +1,12 @@
-"""gridscore's serving side: the scoring API and the dashboard.
+"""gridscore's serving side: the scoring API, its transports and the dashboard.
 
-Nothing under ``app`` imports scikit-learn, skl2onnx or the ``convert`` package: the serving
-image carries onnxruntime and numpy only.
+The folders are the architecture (docs/architecture.md draws it): ``config`` and ``contract``
+at the bottom, then ``observe``, ``model``, the data plane ``serving`` beside ``runtime``, the
+transports ``http``, ``v2`` and ``dashboard`` side by side, and ``service`` (the assembled
+apps) and ``harness`` (the benchmarks' entry) on top; ``cli`` launches it. Import-linter
+contracts in pyproject.toml hold each layer to the ones below it. Nothing under ``app``
+imports scikit-learn, skl2onnx or the ``convert`` package: the serving image carries
+onnxruntime and numpy only.
 """
 
 import os

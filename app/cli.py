@@ -12,9 +12,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from app import artifact
-from app.envelope import EnvelopeError, configured
-from app.settings import Settings, SettingsError
+from app.config import Settings, SettingsError
+from app.config.envelope import EnvelopeError
+from app.model import artifact
+from app.model.envelope import configured
 
 EXIT_CONFIG = 2
 
@@ -99,9 +100,9 @@ def prepare_control_dir(settings: Settings) -> str:
 
 
 FACTORIES = {
-    "serve": "app.factory:create_served_app",
-    "api": "app.factory:create_served_api_app",
-    "dashboard": "app.factory:create_served_dashboard_app",
+    "serve": "app.service.factory:create_served_app",
+    "api": "app.service.factory:create_served_api_app",
+    "dashboard": "app.service.factory:create_served_dashboard_app",
 }
 
 
@@ -126,7 +127,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return _fail(problem)
     metrics_dir = prepare_metrics_dir(settings)
     control_dir = prepare_control_dir(settings)
-    from app import server  # uvicorn and the app only once the checks pass
+    from app.runtime import server  # uvicorn and the app only once the checks pass
 
     try:
         return server.serve(Settings.from_env(), FACTORIES[args.command])

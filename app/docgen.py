@@ -1,6 +1,6 @@
 """The generated parts of the docs, written between markers so the prose around them stays.
 
-    python -m app.docgen      # rewrite docs/configuration.md's reference from app.settings
+    python -m app.docgen      # rewrite docs/configuration.md's reference from app.config
 
 A generated part sits between ``<!-- generated:NAME start -->`` and
 ``<!-- generated:NAME end -->``; ``python -m bench.report`` fills the benchmark parts the same
@@ -41,7 +41,7 @@ def replace(path: Path, name: str, body: str) -> bool:
 
 
 def main() -> int:
-    from app.settings import reference_markdown
+    from app.config import reference_markdown
 
     changed = replace(CONFIGURATION, "settings", reference_markdown())
     print(f"{CONFIGURATION.relative_to(ROOT)}: {'rewritten' if changed else 'already current'}")

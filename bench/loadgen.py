@@ -19,9 +19,16 @@ from typing import Any
 
 import msgspec
 
-from app.dashboard.loadrun import LoadResult, LoadSpec, make_bodies, run, run_async
-from app.dashboard.v2_requests import PROTOCOLS, infer_path
-from app.schemas import ModelResponse
+from app.harness import (
+    PROTOCOLS,
+    LoadResult,
+    LoadSpec,
+    ModelResponse,
+    infer_path,
+    make_bodies,
+)
+from app.harness import run_load as run
+from app.harness import run_load_async as run_async
 
 __all__ = [
     "LoadResult",

@@ -35,14 +35,32 @@ RESULTS = Path(__file__).parent / "results"
 # (part, substrings of a frame's file) in the order they are tried on a sample's frames,
 # innermost first: the first frame that matches a part decides the sample.
 PARTS: list[tuple[str, tuple[str, ...]]] = [
-    ("onnxruntime call", ("onnxruntime/", "app/scorer.py")),
-    ("metrics (prometheus-client, multiprocess files)", ("prometheus_client/", "app/metrics.py")),
+    ("onnxruntime call", ("onnxruntime/", "app/model/scorer.py")),
+    (
+        "metrics (prometheus-client, multiprocess files)",
+        ("prometheus_client/", "app/observe/metrics.py"),
+    ),
     (
         "decode, feature matrix, verdicts, encode",
-        ("app/decoding.py", "app/predictions.py", "app/predict_json.py", "numpy/", "msgspec/"),
+        (
+            "app/http/decoding.py",
+            "app/serving/predictions.py",
+            "app/http/predict.py",
+            "app/model/verdicts.py",
+            "numpy/",
+            "msgspec/",
+        ),
     ),
-    ("admission, time budget, body", ("app/admission.py", "asyncio/timeouts.py", "anyio/")),
-    ("scoring endpoint (the rest)", ("app/endpoint.py", "app/api.py", "app/factory.py")),
+    ("admission, time budget, body", ("app/serving/admission.py", "asyncio/timeouts.py", "anyio/")),
+    (
+        "scoring endpoint (the rest)",
+        (
+            "app/serving/endpoint.py",
+            "app/serving/dataplane.py",
+            "app/service/api.py",
+            "app/service/factory.py",
+        ),
+    ),
     ("Litestar (routing, middleware, handler, response)", ("litestar/",)),
     ("uvicorn (HTTP parsing, sending)", ("uvicorn/", "httptools/")),
     ("event loop", ("asyncio/", "uvloop/")),

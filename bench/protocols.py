@@ -35,23 +35,17 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from app import artifact
-from app.dashboard import v2_requests
-from app.dashboard.loadrun import make_bodies
-from app.decoding import RequestCodec
-from app.holder import ModelHolder
-from app.infer_v2 import INFER_PATH, InferV2
-from app.predict_json import PredictJson
-from app.schemas import ModelResponse
+from app.harness import PROTOCOLS as WIRE_FORMATS
+from app.harness import Body, ModelResponse, find_artifact, infer_path, make_bodies, wire_decoder
 from bench import serving
 from bench.service import wrk
 
 RESULTS = Path(__file__).parent / "results"
-PROTOCOLS = v2_requests.PROTOCOLS
+PROTOCOLS = WIRE_FORMATS
 BATCHES = (1, 100, 1_000, 10_000)
 
 
-def _post(url: str, body: v2_requests.Body) -> tuple[bytes, dict[str, str]]:
+def _post(url: str, body: Body) -> tuple[bytes, dict[str, str]]:
     request = urllib.request.Request(url, data=body.content, headers=dict(body.headers))
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.read(), dict(response.headers)
@@ -70,17 +64,11 @@ def scores_of(protocol: str, answer: bytes, headers: dict[str, str]) -> list[flo
     return list(struct.unpack(f"<{size // 4}f", answer[length : length + size]))
 
 
-def decode_seconds(protocol: str, body: v2_requests.Body, model: ModelResponse) -> float:
+def decode_seconds(protocol: str, body: Body, model: ModelResponse) -> float:
     """The median time of the format's ``decode`` of ``body``, in this process."""
-    features = tuple(f.name for f in model.features)
-    codec = RequestCodec(features, tuple(f.unit for f in model.features))
-    decoder: Any = (
-        PredictJson(codec, "bench")
-        if protocol == "predict"
-        else InferV2(INFER_PATH, model.v2_name, ModelHolder(features), features, "bench")
-    )
+    decoder = wire_decoder(protocol, model)
     scope = {
-        "path": v2_requests.infer_path(model.v2_name),
+        "path": infer_path(model.v2_name),
         "query_string": b"explain=false",
         "headers": [(k.lower().encode(), v.encode()) for k, v in body.headers],
     }
@@ -126,10 +114,10 @@ def run(model_dir: Path, seconds: float, rounds: int, workdir: Path) -> dict[str
             model = msgspec.json.decode(response.read(), type=ModelResponse)
         urls = {
             "predict": f"{server.url}/predict?explain=false",
-            "v2-json": server.url + v2_requests.infer_path(model.v2_name),
-            "v2-binary": server.url + v2_requests.infer_path(model.v2_name),
+            "v2-json": server.url + infer_path(model.v2_name),
+            "v2-binary": server.url + infer_path(model.v2_name),
         }
-        bodies: dict[tuple[str, int], tuple[v2_requests.Body, Path]] = {}
+        bodies: dict[tuple[str, int], tuple[Body, Path]] = {}
         for batch in BATCHES:
             for protocol in PROTOCOLS:
                 # The same seed: the same readings in every format.
@@ -197,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seconds, rounds = (1.0, 1) if args.quick else (5.0, 3)
     model_dir = args.model_dir
-    if artifact.find(model_dir, "gridscore-iforest") is None:
+    if find_artifact(model_dir) is None:
         print("no artifact in models/: run python -m convert first", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="gridscore-protocols-") as tmp:

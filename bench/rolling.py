@@ -40,8 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.dashboard.loadrun import LoadResult, LoadSpec, percentile
-from app.dashboard.loadrun import run as run_load
+from app.harness import LoadResult, LoadSpec, percentile, run_load
 from bench import serving
 
 RESULTS = Path(__file__).parent / "results"

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app import artifact
+from app.harness import find_artifact
 from bench import loadgen, procs, serving
 
 RESULTS = Path(__file__).parent / "results"
@@ -150,7 +150,7 @@ def http_floor(
         bodies[batch].write_bytes(loadgen.make_bodies(batch, 1, 7, 0.0)[0].content)
     bare = [
         sys.executable, "-m", "uvicorn", "bench.bare_asgi:app", "--loop", "uvloop",
-        "--http", "app.http_protocol:FairHttpProtocol", "--log-level", "warning",
+        "--http", "app.runtime.http_protocol:FairHttpProtocol", "--log-level", "warning",
     ]  # fmt: skip
     measured: dict[str, list[dict[str, Any]]] = {}
     for _ in range(rounds):
@@ -269,7 +269,7 @@ def shadow_comparison(model_dir: Path, seconds: float, rounds: int) -> dict[str,
 
     from convert import pipeline
 
-    live = artifact.find(model_dir, "gridscore-iforest")
+    live = find_artifact(model_dir)
     if live is None:
         raise RuntimeError(f"no artifact in {model_dir}")
     with tempfile.TemporaryDirectory(prefix="gridscore-shadow-") as tmp:
@@ -354,7 +354,7 @@ def nagle_comparison(model_dir: Path, requests: int) -> dict[str, Any]:
         sys.executable,
         "-m",
         "uvicorn",
-        "app.factory:create_served_app",
+        "app.service.factory:create_served_app",
         "--factory",
         "--workers",
         "2",
@@ -366,7 +366,7 @@ def nagle_comparison(model_dir: Path, requests: int) -> dict[str, Any]:
     result = {}
     for name, http in (
         ("stock_httptools", "httptools"),
-        ("gridscore_nodelay", "app.http_protocol:NoDelayHttpProtocol"),
+        ("gridscore_nodelay", "app.runtime.http_protocol:NoDelayHttpProtocol"),
     ):
         with server(model_dir, 2, [*base, "--http", http]) as (_, port, _):
             summary = single_connection(port, requests)

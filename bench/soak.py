@@ -44,9 +44,15 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from app.dashboard.loadrun import LoadResult, LoadSpec, make_bodies, percentile, run
-from app.gctune import freeze_startup_heap
-from app.metrics import multiprocess_registry
+from app.harness import (
+    LoadResult,
+    LoadSpec,
+    freeze_startup_heap,
+    make_bodies,
+    multiprocess_registry,
+    percentile,
+)
+from app.harness import run_load as run
 from bench import procs, serving
 from bench.service import wrk
 

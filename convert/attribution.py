@@ -36,7 +36,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.ensemble import IsolationForest
 
-from convert.folded_converter import average_path_length, node_depths, tree_columns
+from convert.forest_geometry import average_path_length, node_depths, tree_columns
 
 LEVELS = 3  # the splits at depths 0, 1 and 2 of each path credit their feature
 

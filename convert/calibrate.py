@@ -31,7 +31,7 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from app.artifact import CalibrationSummary
+from app.contract.metadata import CalibrationSummary
 from convert.readers import DataError
 
 METHODS = ("contamination", "alarm_budget", "target_precision", "target_recall")

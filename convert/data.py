@@ -1,4 +1,4 @@
-"""Synthetic training data: normal operation of the supply point described in app.nominal."""
+"""Synthetic training data: the supply point of app.contract.nominal in normal operation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 
-from app.nominal import SYNTHETIC
+from app.contract.nominal import SYNTHETIC
 
 FEATURES = tuple(spec.name for spec in SYNTHETIC)
 UNITS = tuple(spec.unit for spec in SYNTHETIC)

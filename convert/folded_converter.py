@@ -33,6 +33,7 @@ from skl2onnx.common._apply_operation import apply_exp
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.ensemble import IsolationForest
 
+from convert.forest_geometry import average_path_length, node_depths, tree_columns
 from convert.graph_names import (
     ATTRIBUTION_OUTPUT,
     INPUT_NAME,
@@ -41,18 +42,6 @@ from convert.graph_names import (
     require_opset,
 )
 
-EULER_GAMMA = 0.5772156649015329
-
-
-def average_path_length(n: np.ndarray) -> np.ndarray:
-    """c(n): mean path length of an unsuccessful BST search over n points (paper, eq. 1)."""
-    n = np.asarray(n, dtype=np.float64)
-    result = np.zeros_like(n)
-    result[n == 2] = 1.0
-    big = n > 2
-    result[big] = 2.0 * (np.log(n[big] - 1.0) + EULER_GAMMA) - 2.0 * (n[big] - 1.0) / n[big]
-    return result
-
 
 def floor_to_float32(values: np.ndarray) -> np.ndarray:
     """Largest float32 that is <= each float64 value."""
@@ -60,23 +49,6 @@ def floor_to_float32(values: np.ndarray) -> np.ndarray:
     above = rounded.astype(np.float64) > values
     rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
     return rounded
-
-
-def node_depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    depth = np.zeros(left.shape[0], dtype=np.int64)
-    # sklearn numbers children after their parent, so one forward pass sets every depth.
-    for node in range(left.shape[0]):
-        if left[node] != -1:
-            depth[left[node]] = depth[node] + 1
-            depth[right[node]] = depth[node] + 1
-    return depth
-
-
-def tree_columns(model: IsolationForest, features: np.ndarray) -> np.ndarray:
-    """A tree's feature index -> the input column: with every feature kept, sklearn fits each
-    tree on X itself; otherwise on X[:, features]."""
-    n_features = model.n_features_in_
-    return np.arange(n_features) if model._max_features == n_features else np.asarray(features)
 
 
 def ensemble_attributes(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.artifact import DataReport, FeatureSummary
+from app.contract.metadata import DataReport, FeatureSummary
 from convert import columns
 from convert.readers import DataError, Reader
 

@@ -9,7 +9,7 @@ neither keeps no nominal value, and a preset then leaves its trained bounds alon
 
 from __future__ import annotations
 
-from app.artifact import FeatureSummary, NominalInfo
+from app.contract.metadata import FeatureSummary, NominalInfo
 
 STANDARD_VOLTAGES = (
     100.0, 110.0, 115.0, 120.0, 127.0, 200.0, 208.0, 220.0, 230.0, 240.0, 277.0, 347.0,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-from app.artifact import ParityReport
+from app.contract.metadata import ParityReport
 
 SCORE_TOLERANCE = 1e-5
 ATTRIBUTION_TOLERANCE = 1e-5

@@ -17,7 +17,8 @@ import onnxruntime
 import skl2onnx
 import sklearn
 
-from app import artifact
+from app.contract import metadata as artifact_meta
+from app.model import artifact
 from convert import attribution, data, parity, train
 from convert.calibrate import Calibration, CalibrationSpec, calibrate
 from convert.envelope_guard import BREACH_LAYOUT, TRAINED_MARGIN, add_envelope_guard, widened
@@ -76,7 +77,7 @@ class ConvertOptions:
 @dataclass(frozen=True)
 class Result:
     path: Path
-    metadata: artifact.Metadata
+    metadata: artifact_meta.Metadata
     seconds: dict[str, float]
     calibration: Calibration
 
@@ -89,7 +90,7 @@ class Prepared:
     units: tuple[str, ...]
     normal: np.ndarray
     anomalies: np.ndarray
-    report: artifact.DataReport
+    report: artifact_meta.DataReport
     distributions: dict[str, str]
 
 
@@ -129,7 +130,7 @@ def onnx_attributor(model_bytes: bytes, offsets: list[float]) -> Callable[[np.nd
     )
 
 
-def drift_bins(matrix: np.ndarray, features: tuple[str, ...]) -> dict[str, artifact.DriftBins]:
+def drift_bins(matrix: np.ndarray, features: tuple[str, ...]) -> dict[str, artifact_meta.DriftBins]:
     """Per feature, the deciles of the training rows as fixed bin edges, and the share of
     training rows in each bin (a value equal to an edge falls in the bin above it)."""
     bins = {}
@@ -137,7 +138,7 @@ def drift_bins(matrix: np.ndarray, features: tuple[str, ...]) -> dict[str, artif
         column = matrix[:, index]
         edges = np.unique(np.quantile(column, np.linspace(0.1, 0.9, 9)))
         counts = np.bincount(np.searchsorted(edges, column, side="right"), minlength=len(edges) + 1)
-        bins[name] = artifact.DriftBins(
+        bins[name] = artifact_meta.DriftBins(
             edges=[float(e) for e in edges], shares=[float(c) / len(column) for c in counts]
         )
     return bins
@@ -326,8 +327,8 @@ def run(
     nominal = nominal_info(
         features, prepared.units, summaries, options.nominal_voltage, options.nominal_frequency
     )
-    metadata = artifact.Metadata(
-        format_version=artifact.FORMAT_VERSION,
+    metadata = artifact_meta.Metadata(
+        format_version=artifact_meta.FORMAT_VERSION,
         name=name,
         digest=digest,
         file=f"{artifact.artifact_stem(name, digest)}.onnx",
@@ -337,7 +338,7 @@ def run(
         input_name=INPUT_NAME,
         output_name=OUTPUT_NAME,
         threshold=calibration.summary.threshold,
-        envelope=artifact.EnvelopeInfo(
+        envelope=artifact_meta.EnvelopeInfo(
             bounds=envelope,
             derivation=f"range of every usable normal row widened by {TRAINED_MARGIN:.0%} of "
             "its width per side",
@@ -355,7 +356,7 @@ def run(
         },
         opset=dict(TARGET_OPSET),
         data=report,
-        training=artifact.TrainingInfo(
+        training=artifact_meta.TrainingInfo(
             rows=len(matrix),
             seed=options.forest.seed,
             data_sha256=data_hash,
@@ -366,7 +367,7 @@ def run(
             },
         ),
         calibration=calibration.summary,
-        attribution=artifact.AttributionInfo(
+        attribution=artifact_meta.AttributionInfo(
             output=ATTRIBUTION_OUTPUT,
             definition=attribution.DEFINITION,
             levels=attribution.LEVELS,
@@ -374,7 +375,7 @@ def run(
         ),
         parity=report_parity,
         histograms={
-            feature: artifact.FeatureHistogram(edges=edges, counts=counts)
+            feature: artifact_meta.FeatureHistogram(edges=edges, counts=counts)
             for feature, (edges, counts) in data.histograms(matrix, features).items()
         },
         drift=drift_bins(matrix, features),
@@ -393,7 +394,7 @@ def run(
     return Result(path=path, metadata=metadata, seconds=seconds, calibration=calibration)
 
 
-def describe_calibration(summary: artifact.CalibrationSummary) -> str:
+def describe_calibration(summary: artifact_meta.CalibrationSummary) -> str:
     parts = [f"{summary.method} ({summary.target}): threshold {summary.threshold:.6f}"]
     if summary.false_alarm_rate is not None:
         parts.append(

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import msgspec
 
-from app.artifact import Metadata, artifact_stem, calibration_paths, metadata_path
+from app.contract.metadata import Metadata
+from app.model.artifact import artifact_stem, calibration_paths, metadata_path
 
 
 def publish(

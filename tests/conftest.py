@@ -12,8 +12,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from app.factory import create_api_app
-from app.settings import Settings
+from app.config import Settings
+from app.service.factory import create_api_app
 from tests.support.config import settings_from
 
 EXAMPLE_BATCH = {

@@ -14,15 +14,15 @@ from litestar.router import Router
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from app.config import Settings
 from app.dashboard import routes
 from app.dashboard.backend import Backend
 from app.dashboard.bursts import BurstLimits, BurstRunner
 from app.dashboard.charts import share_bar
 from app.dashboard.drift import DriftWatch
 from app.dashboard.streams import StreamHub
-from app.parts import Part, constant
-from app.settings import Settings
-from app.signals import on_stop_signal
+from app.runtime.signals import on_stop_signal
+from app.serving.parts import Part, constant
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import msgspec
 
+from app.contract.api import ErrorBody, HealthResponse, ModelResponse, PredictResponse
 from app.dashboard.http1 import Connection, ProtocolError, Response, Target, build_request
-from app.schemas import ErrorBody, HealthResponse, ModelResponse, PredictResponse
 
 
 class BackendError(RuntimeError):

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
+from app.contract.api import ModelResponse
 from app.dashboard.charts import served_by_bars
 from app.dashboard.forms import ParamError, form_flag, form_number
 from app.dashboard.loadrun import LoadRun, LoadSpec
 from app.dashboard.v2_requests import PROTOCOLS, infer_path
-from app.schemas import ModelResponse
 
 # The select on the page: value, label.
 BURST_PROTOCOLS = (

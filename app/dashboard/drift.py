@@ -1,7 +1,7 @@
 """The dashboard's drift panel: PSI per feature over the last minutes of the scorer's traffic.
 
 The scorer counts every reading it scores into its model's fixed bins
-(``drift_readings_total{feature,bin,model}``, see app/drift.py). Each time the panel refreshes,
+(``drift_readings_total{feature,bin,model}``, app/observe/drift.py). When the panel refreshes,
 the dashboard reads those counters from the scorer's ``/metrics`` and keeps the snapshot; the
 readings of a window are the difference between the newest snapshot and the last one taken
 before the window began, and their PSI against the training shares (from ``GET /model``) is
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.psi import level, psi
-from app.schemas import ModelResponse
+from app.contract.api import ModelResponse
+from app.observe.psi import level, psi
 
 WINDOWS_S = (30, 60, 300, 900)  # the panel's choices
 DEFAULT_WINDOW_S = 60

@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from app.contract.api import FeatureInfo
 from app.dashboard import v2_requests
 from app.dashboard.http1 import (
     Connection,
@@ -34,7 +35,6 @@ from app.dashboard.http1 import (
 )
 from app.dashboard.readings import ReadingSampler, synthetic_features
 from app.dashboard.v2_requests import PROTOCOLS, Body
-from app.schemas import FeatureInfo
 
 MAX_REQUESTS = 1_000_000
 MAX_DURATION_S = 600.0

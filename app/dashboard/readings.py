@@ -16,8 +16,8 @@ import math
 import random
 from dataclasses import dataclass
 
-from app.nominal import SYNTHETIC
-from app.schemas import FeatureInfo
+from app.contract.api import FeatureInfo
+from app.contract.nominal import SYNTHETIC
 
 
 def synthetic_features() -> list[FeatureInfo]:

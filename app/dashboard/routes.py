@@ -11,6 +11,7 @@ from litestar.params import FromPath, URLEncodedBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage, Template
 from litestar.router import Router
 
+from app.config import Settings
 from app.dashboard.backend import Backend, BackendError
 from app.dashboard.bursts import BURST_PROTOCOLS, BurstRefused, BurstRunner
 from app.dashboard.charts import psi_bars
@@ -18,9 +19,8 @@ from app.dashboard.drift import DEFAULT_WINDOW_S, WINDOWS_S, DriftWatch
 from app.dashboard.forms import ParamError
 from app.dashboard.readings import ReadingSampler
 from app.dashboard.streams import StreamHub, StreamParams
-from app.parts import Part
-from app.psi import MODERATE, SIGNIFICANT, SLIGHT
-from app.settings import Settings
+from app.observe.psi import MODERATE, SIGNIFICANT, SLIGHT
+from app.serving.parts import Part
 
 Form = URLEncodedBody[dict[str, str]]
 

@@ -15,7 +15,7 @@ import sys
 from array import array
 from dataclasses import dataclass
 
-from app.v2_schemas import HEADER_LENGTH, INPUT
+from app.contract.v2 import HEADER_LENGTH, INPUT
 
 PROTOCOLS = ("predict", "v2-json", "v2-binary")
 VERDICT_OUTPUTS = ("score", "anomaly")

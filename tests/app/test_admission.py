@@ -10,9 +10,9 @@ import httpx
 import numpy as np
 import pytest
 
-from app.admission import key_matches
-from app.factory import create_api_app
-from app.settings import Settings
+from app.config import Settings
+from app.service.factory import create_api_app
+from app.serving.admission import key_matches
 from tests.support.config import settings_from
 from tests.support.examples import NOMINAL
 from tests.support.fakes import EchoScorer, holder_with

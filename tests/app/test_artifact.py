@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from app import artifact
-from app.factory import create_api_app
+from app.model import artifact
+from app.service.factory import create_api_app
 from tests.support.config import settings_from
 
 

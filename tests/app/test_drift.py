@@ -9,8 +9,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from app import drift
-from app.psi import level, psi
+from app.observe import drift
+from app.observe.psi import level, psi
 from tests.support.metrics_text import value
 
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from app.envelope import EnvelopeError, env_overrides, resolve
-from app.factory import create_api_app
-from app.settings import Settings
+from app.config import Settings
+from app.config.envelope import EnvelopeError, env_overrides
+from app.model.envelope import resolve
+from app.service.factory import create_api_app
 from tests.support.config import settings_from
 from tests.support.examples import EXAMPLE_BATCH, NOMINAL
 from tests.support.metrics_text import value

@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from litestar.testing import TestClient
 
-from app.decoding import RequestCodec
-from app.errors import ApiError
-from app.factory import create_api_app
-from app.predictions import feature_matrix
-from app.schemas import FLOAT32_MAX
+from app.contract.api import FLOAT32_MAX
+from app.contract.errors import ApiError
+from app.http.decoding import RequestCodec
+from app.service.factory import create_api_app
+from app.serving.predictions import feature_matrix
 from tests.support.config import settings_from
 from tests.support.fuzzing import schemathesis_run
 from tests.support.servers import gridscore_serve

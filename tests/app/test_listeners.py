@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from app import listeners
+from app.runtime import listeners
 
 
 @pytest.fixture

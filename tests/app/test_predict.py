@@ -12,8 +12,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from app.factory import create_api_app
-from app.settings import Settings
+from app.config import Settings
+from app.service.factory import create_api_app
 from tests.support.catalogue import CASES, MAX_BATCH, MAX_BODY_BYTES, Case
 from tests.support.config import settings_from
 from tests.support.examples import EXAMPLE_BATCH, NOMINAL
@@ -137,7 +137,7 @@ def test_a_batch_of_exactly_max_batch_is_scored(limited_client: TestClient[Lites
 
 
 def test_model_not_loaded_is_503_with_retry_after(settings: Settings) -> None:
-    from app.holder import ModelHolder
+    from app.model.holder import ModelHolder
 
     holder = ModelHolder()
     holder.load = lambda settings: None  # type: ignore[method-assign]  # stays "loading"

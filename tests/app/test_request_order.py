@@ -1,5 +1,5 @@
 """The order a worker starts the requests it reads in one poll of its event loop
-(``REQUEST_ORDER``, app/http_protocol.py): least recently served connection first."""
+(``REQUEST_ORDER``, app/runtime/http_protocol.py): least recently served connection first."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from app.http_protocol import _StartQueue
-from app.server import uvicorn_options
-from app.settings import Settings
+from app.config import Settings
+from app.runtime.http_protocol import _StartQueue
+from app.runtime.server import uvicorn_options
 from tests.support.servers import free_port, run_server
 
 CONNECTIONS = "ABCD"

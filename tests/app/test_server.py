@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.http_protocol import set_nodelay
+from app.runtime.http_protocol import set_nodelay
 from tests.support.examples import EXAMPLE_BATCH
 from tests.support.metrics_text import value
 from tests.support.servers import gridscore_serve

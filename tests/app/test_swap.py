@@ -15,10 +15,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from app import artifact
 from app.dashboard.loadrun import LoadRun, LoadSpec
-from app.factory import create_api_app
-from app.metrics import Metrics, observe_many
+from app.model import artifact
+from app.observe.metrics import Metrics, observe_many
+from app.service.factory import create_api_app
 from convert import pipeline
 from tests.support.config import settings_from
 from tests.support.examples import NOMINAL

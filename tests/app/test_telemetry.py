@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # Import the scorer (and with it onnxruntime and numpy), then count this process's threads.
-COUNT_THREADS = "import os, app.scorer; print(len(os.listdir('/proc/self/task')))"
+COUNT_THREADS = "import os, app.model.scorer; print(len(os.listdir('/proc/self/task')))"
 
 # onnxruntime keeps quiet on its own where one of these says "a CI job" (names from its
 # binary); the scorer runs where none is set, so the children run without them.

@@ -16,8 +16,8 @@ import pytest
 import tritonclient.http as tritonclient_http
 from tritonclient.utils import InferenceServerException
 
+from app.contract.api import ModelResponse
 from app.dashboard.readings import ReadingSampler
-from app.schemas import ModelResponse
 from tests.support.catalogue import LIMITS
 from tests.support.fuzzing import schemathesis_run
 from tests.support.servers import RunningServer, gridscore_serve

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from litestar.testing import TestClient
 
-from app.factory import FrontDoor, create_api_app
-from app.schemas import FLOAT32_MAX
+from app.contract.api import FLOAT32_MAX
+from app.service.factory import FrontDoor, create_api_app
 from tests.support.catalogue import LIMITS
 from tests.support.config import settings_from
 from tests.support.v2_catalogue import CASES, NAME, PATH, ROW, V2Case, binary, request, tensor

@@ -112,7 +112,7 @@ def test_a_measurement_with_failed_requests_is_refused() -> None:
 
 @pytest.mark.slow
 def test_a_baseline_checkout_serves_an_artifact_it_published(tmp_path: Path) -> None:
-    from app import artifact
+    from app.model import artifact
     from bench.serving import own_artifact
 
     checkout = Path(__file__).resolve().parents[2]

@@ -9,10 +9,10 @@ import pytest
 from litestar.testing import TestClient
 from sklearn.ensemble import IsolationForest
 
-from app import artifact
-from app.factory import create_api_app
+from app.model import artifact
+from app.service.factory import create_api_app
 from convert import attribution, data, pipeline
-from convert.folded_converter import average_path_length
+from convert.forest_geometry import average_path_length
 from tests.support.config import settings_from
 
 FEATURES = ("voltage", "current", "frequency")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app import artifact
+from app.model import artifact
 from convert import pipeline
 from convert.__main__ import main as convert_main
 from tests.support import datasets

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from app import artifact
-from app.factory import create_api_app
+from app.model import artifact
+from app.service.factory import create_api_app
 from convert.__main__ import main as convert_main
 from tests.support import datasets
 from tests.support.config import settings_from

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app import artifact
+from app.model import artifact
 from convert import data, parity, pipeline, train
 from convert.publish import publish
 

@@ -7,12 +7,12 @@ import asyncio
 
 import pytest
 
+from app.contract.api import ModelResponse
 from app.dashboard.bursts import BURST_PROTOCOLS, BurstLimits, BurstRunner
 from app.dashboard.forms import ParamError
 from app.dashboard.loadrun import merged_headers
 from app.dashboard.readings import synthetic_features
 from app.dashboard.v2_requests import PROTOCOLS
-from app.schemas import ModelResponse
 
 
 def test_the_select_offers_every_protocol_the_load_runs_speak() -> None:

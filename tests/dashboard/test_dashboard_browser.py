@@ -11,8 +11,8 @@ import httpx
 import msgspec
 import pytest
 
+from app.contract.api import ModelResponse
 from app.dashboard.readings import ReadingSampler
-from app.schemas import ModelResponse
 from tests.support.browser import Page, wait_for_tick
 from tests.support.servers import RunningServer, free_port, gridscore_serve
 

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import sys
 from litestar.testing import TestClient
-from app.factory import create_dashboard_app
-from app.settings import Settings
+from app.service.factory import create_dashboard_app
+from app.config import Settings
 
 settings = Settings.from_env({'BACKEND_URL': 'http://127.0.0.1:9'})
 with TestClient(create_dashboard_app(settings)) as client:

@@ -8,7 +8,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from app.factory import create_dashboard_app
+from app.service.factory import create_dashboard_app
 from tests.support.config import settings_from
 
 SETTINGS = settings_from(

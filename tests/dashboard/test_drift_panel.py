@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from app.artifact import CalibrationSummary, DriftBins
+from app.contract.api import FeatureInfo, ModelResponse
+from app.contract.metadata import CalibrationSummary, DriftBins
 from app.dashboard.charts import psi_bars
 from app.dashboard.drift import DriftWatch, parse_counts
-from app.psi import psi
-from app.schemas import FeatureInfo, ModelResponse
+from app.observe.psi import psi
 
 SHARES = [0.25, 0.25, 0.25, 0.25]
 

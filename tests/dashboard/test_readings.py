@@ -7,10 +7,10 @@ import random
 import re
 import statistics
 
-from app.artifact import FeatureHistogram
+from app.contract.api import FeatureInfo
+from app.contract.metadata import FeatureHistogram
 from app.dashboard.charts import Point, readings_chart
 from app.dashboard.readings import ReadingSampler, synthetic_features
-from app.schemas import FeatureInfo
 
 
 def _skewed_feature() -> FeatureInfo:

@@ -13,7 +13,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from app import docgen
-from app.settings import reference_markdown
+from app.config import reference_markdown
 from bench import report
 from tests.support.examples import EXAMPLE_BATCH, rounded
 
@@ -45,7 +45,7 @@ def test_configuration_reference_is_current() -> None:
 def test_every_setting_is_in_the_reference() -> None:
     from dataclasses import fields
 
-    from app.settings import SECTIONS
+    from app.config import SECTIONS
 
     page = (ROOT / "docs" / "configuration.md").read_text()
     for section in SECTIONS.values():

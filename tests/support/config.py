@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.settings import Settings
+from app.config import Settings
 
 
 def settings_from(model_dir: Path | None = None, **env: object) -> Settings:

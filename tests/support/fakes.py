@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
-from app import artifact
-from app.envelope import resolve
-from app.holder import LoadedModel, ModelHolder, Status
+from app.contract import metadata as artifact_meta
+from app.model.envelope import resolve
+from app.model.holder import LoadedModel, ModelHolder, Status
 
 FEATURES = ("voltage", "current", "frequency")
 UNITS = ("V", "A", "Hz")
@@ -36,11 +36,11 @@ class EchoScorer:
         return scores, np.zeros((len(matrix), 2 * len(FEATURES)), dtype=bool), attribution
 
 
-def fake_metadata(threshold: float) -> artifact.Metadata:
+def fake_metadata(threshold: float) -> artifact_meta.Metadata:
     """Metadata of a model that never existed, complete enough for /health and /model."""
-    summary = artifact.FeatureSummary(count=1, min=0.0, max=1.0, mean=0.5, std=0.1)
-    return artifact.Metadata(
-        format_version=artifact.FORMAT_VERSION,
+    summary = artifact_meta.FeatureSummary(count=1, min=0.0, max=1.0, mean=0.5, std=0.1)
+    return artifact_meta.Metadata(
+        format_version=artifact_meta.FORMAT_VERSION,
         name="fake",
         digest="0" * 64,
         file="fake-000000000000.onnx",
@@ -50,7 +50,7 @@ def fake_metadata(threshold: float) -> artifact.Metadata:
         input_name="readings",
         output_name="score",
         threshold=threshold,
-        envelope=artifact.EnvelopeInfo(
+        envelope=artifact_meta.EnvelopeInfo(
             bounds={name: [-1e30, 1e30] for name in FEATURES},
             derivation="open",
             low_input="envelope_low",
@@ -58,10 +58,10 @@ def fake_metadata(threshold: float) -> artifact.Metadata:
             breach_output="breach",
             breach_layout="",
         ),
-        nominal=artifact.NominalInfo(voltage={}, frequency={}, derivation="none"),
+        nominal=artifact_meta.NominalInfo(voltage={}, frequency={}, derivation="none"),
         model={},
         opset={},
-        data=artifact.DataReport(
+        data=artifact_meta.DataReport(
             source="fake",
             format="synthetic",
             file_sha256="",
@@ -75,8 +75,10 @@ def fake_metadata(threshold: float) -> artifact.Metadata:
             sample_rows=1,
             seed=0,
         ),
-        training=artifact.TrainingInfo(rows=1, seed=0, data_sha256="", distributions={}, ranges={}),
-        calibration=artifact.CalibrationSummary(
+        training=artifact_meta.TrainingInfo(
+            rows=1, seed=0, data_sha256="", distributions={}, ranges={}
+        ),
+        calibration=artifact_meta.CalibrationSummary(
             method="contamination",
             target="fixed",
             threshold=threshold,
@@ -92,10 +94,10 @@ def fake_metadata(threshold: float) -> artifact.Metadata:
             roc_auc=None,
             pr_auc=None,
         ),
-        attribution=artifact.AttributionInfo(
+        attribution=artifact_meta.AttributionInfo(
             output="attribution", definition="fake", levels=3, offsets=[0.0] * len(FEATURES)
         ),
-        parity=artifact.ParityReport(
+        parity=artifact_meta.ParityReport(
             points=0,
             max_abs_score_diff=0.0,
             score_tolerance=0.0,

@@ -1,0 +1,157 @@
+"""The scoring API assembled: ``/predict`` and the v2 routes on one data plane, with the
+probes, ``/health``, ``/model``, the admin routes, model loading, swaps, shadow and drift.
+
+The handlers are built per app by ``api_part``: the request schema follows the artifact's
+features, and what every request needs (the holder, the metrics, the limits) is bound once in
+a closure instead of being resolved per request.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from litestar.router import Router
+
+from app.config import Settings
+from app.http.admin import admin_router
+from app.http.decoding import RequestCodec
+from app.http.predict import PredictJson
+from app.http.routes import (
+    PREDICT_DESCRIPTION,
+    PREDICT_ERRORS,
+    health_handler,
+    model_handler,
+    predict_route,
+)
+from app.model.holder import LoadedModel, ModelHolder, Status
+from app.model.shadow import Shadow
+from app.model.swap import ModelSwitcher, SwapRefused
+from app.observe.drift import DriftRecorder
+from app.observe.metrics import Metrics, middleware_factory
+from app.runtime.gctune import GcPauses
+from app.runtime.signals import on_stop_signal
+from app.serving.admission import Admission
+from app.serving.dataplane import DataPlane
+from app.serving.endpoint import ScoringEndpoint, ScoringProtocol
+from app.serving.openapi import predict_operation
+from app.serving.parts import Part, ScoringRoute
+from app.serving.probes import live, metrics_handler
+from app.v2.infer import INFER_PATH, VERSIONED_INFER_PATH, InferV2
+from app.v2.routes import V2Handlers, infer_operations, infer_route
+
+log = logging.getLogger("gridscore.api")
+
+
+def api_part(
+    settings: Settings,
+    holder: ModelHolder,
+    metrics: Metrics,
+    served_by: str,
+    codec: RequestCodec,
+) -> Part:
+    """The scoring API: its routes (with the metrics middleware), model loading, draining."""
+
+    def note_model(model: LoadedModel) -> None:
+        """What follows the served model: its training shares, its expected anomaly rate."""
+        drift.export_training(model)
+        calibration = model.metadata.calibration
+        expected = calibration.false_alarm_rate
+        if expected is None:
+            expected = float(model.metadata.model.get("contamination", 0.0))
+        metrics.expected_anomaly_rate.set(expected)
+
+    def load_model() -> None:
+        if holder.status is Status.LOADING:
+            holder.load(settings)
+        if holder.model is not None:
+            metrics.model_info.labels(holder.model.name, holder.model.digest).set(1)
+            note_model(holder.model)
+        metrics.ready.set(1 if holder.status is Status.OK else 0)
+
+    def drain() -> None:
+        holder.drain()
+        metrics.ready.set(0)
+
+    async def stopped() -> None:
+        drain()
+        gc_pauses.remove()
+        await switcher.stop()
+        drift.stop()
+
+    limits = settings.limits
+    admission = Admission(limits.api_keys, limits.max_in_flight, limits.request_timeout)
+    shadow = Shadow(metrics, limits.inline_rows)
+    drift = DriftRecorder(metrics)
+    switcher = ModelSwitcher(holder, settings, metrics, shadow, on_activate=[note_model])
+    plane = DataPlane(holder, metrics, limits.inline_rows, shadow, drift)
+
+    def scoring(protocol: ScoringProtocol) -> ScoringEndpoint:
+        """An endpoint of the one scoring path: same admission, data plane, metrics."""
+        return ScoringEndpoint(protocol, plane, metrics, limits, admission)
+
+    predict = scoring(PredictJson(codec, served_by))
+    served_name = settings.model.served_name
+    infer = scoring(InferV2(INFER_PATH, served_name, holder, codec.features, served_by))
+    infer_version = scoring(
+        InferV2(VERSIONED_INFER_PATH, served_name, holder, codec.features, served_by)
+    )
+    v2_paths, v2_components = infer_operations(served_name, len(codec.features), limits.max_batch)
+    predict_item, predict_components = predict_operation(
+        codec.request_type, PREDICT_ERRORS, PREDICT_DESCRIPTION
+    )
+
+    gc_pauses = GcPauses(metrics.gc_pause)
+
+    async def started() -> None:
+        gc_pauses.install()
+        load_model()
+        if settings.model.shadow_digest and holder.model is not None:
+            try:
+                await switcher.set_shadow(settings.model.shadow_digest, publish=False)
+            except SwapRefused as exc:
+                log.error("SHADOW_DIGEST refused: %s", exc.reason)
+        switcher.start()
+        # SIGTERM: readiness 503 now, listener closed DRAIN_SECONDS later.
+        on_stop_signal(drain, delay=settings.server.drain_seconds)
+
+    return Part(
+        # Only the API's own routes are measured: dashboard pages and streams are not scoring.
+        # The scoring endpoint counts its own requests, refusals included.
+        routers=[
+            Router(
+                path="/",
+                route_handlers=[predict_route(predict), infer_route(infer, served_name)],
+            ),
+            Router(
+                path="/",
+                route_handlers=[
+                    health_handler(holder, served_by, switcher),
+                    live,
+                    model_handler(holder, served_name),
+                    metrics_handler(metrics, settings.server.instance_name()),
+                    admin_router(switcher, limits.admin_keys, limits.api_keys, served_by),
+                    *V2Handlers(holder, served_name).routes(),
+                ],
+                middleware=[middleware_factory(metrics)],
+            ),
+        ],
+        on_startup=[started],
+        on_shutdown=[stopped],
+        scoring_routes=[
+            ScoringRoute(
+                "/predict",
+                predict,
+                predict_item,
+                predict_components,
+                front_door=("/predict",),
+            ),
+            ScoringRoute(
+                INFER_PATH,
+                infer,
+                v2_paths[INFER_PATH],
+                v2_components,
+                front_door=(f"/v2/models/{served_name}/infer",),
+            ),
+            ScoringRoute(VERSIONED_INFER_PATH, infer_version, v2_paths[VERSIONED_INFER_PATH], {}),
+        ],
+    )
