@@ -99,10 +99,48 @@ def prepare_control_dir(settings: Settings) -> str:
     return directory
 
 
+def check_streams(settings: Settings) -> str | None:
+    """If the broker answers now, that its streams can be used as configured (a conflict is
+    a configuration error); if it does not, the worker waits for it (readiness 503)."""
+    import asyncio
+
+    from app.stream import broker
+
+    async def check() -> str | None:
+        import nats
+
+        try:
+            nc = await nats.connect(
+                servers=list(settings.stream.nats_urls),
+                connect_timeout=2,
+                max_reconnect_attempts=0,
+                allow_reconnect=False,
+            )
+        except Exception as exc:
+            print(
+                f"gridscore: broker at {', '.join(settings.stream.nats_urls)} not reachable "
+                f"({type(exc).__name__}); the worker will keep trying",
+                file=sys.stderr,
+            )
+            return None
+        try:
+            await broker.ensure_streams(nc.jetstream(timeout=5), settings.stream)
+        except broker.StreamConflict as exc:
+            return str(exc)
+        except Exception as exc:  # the broker busy or electing: the worker retries
+            print(f"gridscore: checking the streams failed: {exc}", file=sys.stderr)
+        finally:
+            await nc.close()
+        return None
+
+    return asyncio.run(check())
+
+
 FACTORIES = {
     "serve": "app.service.factory:create_served_app",
     "api": "app.service.factory:create_served_api_app",
     "dashboard": "app.service.factory:create_served_dashboard_app",
+    "stream": "app.service.factory:create_served_stream_app",
 }
 
 
@@ -123,6 +161,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return _fail("the dashboard alone needs BACKEND_URL, the scorer's base URL")
     else:
         problem = ensure_artifact(settings) or check_envelope(settings)
+        if not problem and args.command == "stream":
+            problem = check_streams(settings)
         if problem:
             return _fail(problem)
     metrics_dir = prepare_metrics_dir(settings)
@@ -193,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
         "api": (
             "serve the scoring API alone",
             "Serve POST /predict, /health, /live, /metrics and /schema.",
+        ),
+        "stream": (
+            "score a NATS JetStream stream of readings, with alarms per sensor (NATS_URL)",
+            "Consume grid.readings.<site>.<sensor> from the stream STREAM_NAME, publish "
+            "verdicts, alarms and dead letters (docs/stream.md); /health, /live and /metrics "
+            "on PORT.",
         ),
         "dashboard": (
             "serve the dashboard alone, against the scorer at BACKEND_URL",

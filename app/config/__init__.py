@@ -3,7 +3,8 @@
 Each field declares its variable, default and meaning in one place (``fields.setting``):
 ``Settings.from_env`` reads them from that declaration, and ``python -m app.docgen`` writes
 the reference page docs/configuration.md from it, so the two cannot drift (a test checks the
-page is current). One module per group: ``server``, ``model``, ``limits``, ``dashboard``.
+page is current). One module per group: ``server``, ``model``, ``limits``, ``dashboard``,
+``stream``.
 
 Layer: the lowest, beside ``app.contract``; it imports nothing else of ``app``.
 """
@@ -15,6 +16,7 @@ from app.config.model import ModelSettings
 from app.config.reference import reference_markdown
 from app.config.server import ServerSettings
 from app.config.settings import SECTIONS, Settings
+from app.config.stream import StreamSettings
 
 __all__ = [
     "SECTIONS",
@@ -24,6 +26,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "SettingsError",
+    "StreamSettings",
     "reference_markdown",
     "setting",
 ]

@@ -11,6 +11,7 @@ from app.config.dashboard import DashboardSettings
 from app.config.limits import LimitSettings
 from app.config.model import ModelSettings
 from app.config.server import ServerSettings
+from app.config.stream import StreamSettings
 
 
 def _read(section: type[Any], env: Mapping[str, str]) -> Any:
@@ -25,6 +26,7 @@ SECTIONS: dict[str, type[Any]] = {
     "model": ModelSettings,
     "limits": LimitSettings,
     "dashboard": DashboardSettings,
+    "stream": StreamSettings,
 }
 
 
@@ -36,6 +38,7 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    stream: StreamSettings = field(default_factory=StreamSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

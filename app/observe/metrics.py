@@ -187,6 +187,66 @@ class Metrics:
             multiprocess_mode="livemax",
             registry=r,
         )
+        # The stream worker (app/stream): what it consumed, published and raised.
+        self.stream_messages = Counter(
+            "stream_messages_total",
+            "Reading messages by what became of them: consumed, acknowledged (cycles; one "
+            "acknowledgement covers its partition's messages before it), redelivered, "
+            "already_judged (skipped), dead_lettered.",
+            ["outcome"],
+            registry=r,
+        )
+        self.stream_readings = Counter(
+            "stream_readings_total", "Readings consumed from the stream and scored.", registry=r
+        )
+        self.stream_dead_letters = Counter(
+            "stream_dead_letters_total",
+            "Messages sent to grid.dead.<site>.<sensor>, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.stream_fetch_size = Histogram(
+            "stream_fetch_size_messages",
+            "Messages judged per cycle (one onnxruntime call).",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.stream_publish_to_verdict = Histogram(
+            "stream_publish_to_verdict_seconds",
+            "From a reading message's publish (its JetStream time) to its verdict and alarms "
+            "stored.",
+            buckets=(*LATENCY_BUCKETS, 30.0, 60.0),
+            registry=r,
+        )
+        self.stream_consumer_pending = Gauge(
+            "stream_consumer_pending_messages",
+            "A partition's lag: messages not yet delivered plus delivered and unacknowledged "
+            "(as KEDA reads it), reported by its holder.",
+            ["partition"],
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        self.stream_alarms = Counter(
+            "stream_alarms_total",
+            "Alarm events sent: raised, cleared, flood_raised, flood_cleared.",
+            ["event"],
+            registry=r,
+        )
+        self.stream_broker_connected = Gauge(
+            "stream_broker_connected",
+            "1 while this process is connected to the broker (summed over processes).",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        self.stream_broker_disconnects = Counter(
+            "stream_broker_disconnects_total", "Times the broker connection was lost.", registry=r
+        )
+        self.stream_partitions_held = Gauge(
+            "stream_partitions_held",
+            "Partitions this process holds (summed over processes).",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         self._exposition_registry = self.registry
         directory = multiprocess_dir()
         if directory:

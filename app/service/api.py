@@ -23,15 +23,11 @@ from app.http.routes import (
     model_handler,
     predict_route,
 )
-from app.model.holder import LoadedModel, ModelHolder, Status
-from app.model.shadow import Shadow
-from app.model.swap import ModelSwitcher, SwapRefused
-from app.observe.drift import DriftRecorder
+from app.model.holder import ModelHolder
 from app.observe.metrics import Metrics, middleware_factory
-from app.runtime.gctune import GcPauses
 from app.runtime.signals import on_stop_signal
+from app.service.lifecycle import ServedModel
 from app.serving.admission import Admission
-from app.serving.dataplane import DataPlane
 from app.serving.endpoint import ScoringEndpoint, ScoringProtocol
 from app.serving.openapi import predict_operation
 from app.serving.parts import Part, ScoringRoute
@@ -51,39 +47,10 @@ def api_part(
 ) -> Part:
     """The scoring API: its routes (with the metrics middleware), model loading, draining."""
 
-    def note_model(model: LoadedModel) -> None:
-        """What follows the served model: its training shares, its expected anomaly rate."""
-        drift.export_training(model)
-        calibration = model.metadata.calibration
-        expected = calibration.false_alarm_rate
-        if expected is None:
-            expected = float(model.metadata.model.get("contamination", 0.0))
-        metrics.expected_anomaly_rate.set(expected)
-
-    def load_model() -> None:
-        if holder.status is Status.LOADING:
-            holder.load(settings)
-        if holder.model is not None:
-            metrics.model_info.labels(holder.model.name, holder.model.digest).set(1)
-            note_model(holder.model)
-        metrics.ready.set(1 if holder.status is Status.OK else 0)
-
-    def drain() -> None:
-        holder.drain()
-        metrics.ready.set(0)
-
-    async def stopped() -> None:
-        drain()
-        gc_pauses.remove()
-        await switcher.stop()
-        drift.stop()
-
     limits = settings.limits
     admission = Admission(limits.api_keys, limits.max_in_flight, limits.request_timeout)
-    shadow = Shadow(metrics, limits.inline_rows)
-    drift = DriftRecorder(metrics)
-    switcher = ModelSwitcher(holder, settings, metrics, shadow, on_activate=[note_model])
-    plane = DataPlane(holder, metrics, limits.inline_rows, shadow, drift)
+    served = ServedModel(settings, holder, metrics)
+    switcher, plane = served.switcher, served.plane
 
     def scoring(protocol: ScoringProtocol) -> ScoringEndpoint:
         """An endpoint of the one scoring path: same admission, data plane, metrics."""
@@ -100,19 +67,10 @@ def api_part(
         codec.request_type, PREDICT_ERRORS, PREDICT_DESCRIPTION
     )
 
-    gc_pauses = GcPauses(metrics.gc_pause)
-
     async def started() -> None:
-        gc_pauses.install()
-        load_model()
-        if settings.model.shadow_digest and holder.model is not None:
-            try:
-                await switcher.set_shadow(settings.model.shadow_digest, publish=False)
-            except SwapRefused as exc:
-                log.error("SHADOW_DIGEST refused: %s", exc.reason)
-        switcher.start()
+        await served.start()
         # SIGTERM: readiness 503 now, listener closed DRAIN_SECONDS later.
-        on_stop_signal(drain, delay=settings.server.drain_seconds)
+        on_stop_signal(served.drain, delay=settings.server.drain_seconds)
 
     return Part(
         # Only the API's own routes are measured: dashboard pages and streams are not scoring.
@@ -136,7 +94,7 @@ def api_part(
             ),
         ],
         on_startup=[started],
-        on_shutdown=[stopped],
+        on_shutdown=[served.stop],
         scoring_routes=[
             ScoringRoute(
                 "/predict",

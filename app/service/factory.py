@@ -189,6 +189,28 @@ def create_served_api_app() -> FrontDoor:
     return FrontDoor(create_api_app(_from_env()))
 
 
+def create_stream_app(
+    settings: Settings,
+    holder: ModelHolder | None = None,
+    metrics: Metrics | None = None,
+) -> Litestar:
+    """The stream worker: JetStream in and out, with its probes on PORT."""
+    from app.model.holder import ModelHolder
+    from app.observe.metrics import Metrics
+    from app.service.stream import stream_part
+
+    features, _ = served_features(settings, holder)
+    part = stream_part(
+        settings, holder or ModelHolder(features), metrics or Metrics(), served_by(settings)
+    )
+    return assemble(settings, [part])
+
+
+def create_served_stream_app() -> Litestar:
+    """uvicorn entry point for ``gridscore stream``."""
+    return create_stream_app(_from_env())
+
+
 def create_served_dashboard_app() -> Litestar:
     """uvicorn entry point for ``gridscore dashboard``: the dashboard alone."""
     return create_dashboard_app(_from_env())
