@@ -127,16 +127,18 @@ async def ensure_streams(js: JetStreamContext, settings: StreamSettings) -> None
                 raise
             await _check_existing(js, config)
     names = Names.of(settings.name)
-    await js.create_key_value(
+    await _ensure_bucket(
+        js,
         KeyValueConfig(
             bucket=names.state_bucket,
             description="gridscore: each partition's alarm state and last judged sequence",
             history=1,
             replicas=settings.replicas,
             storage=StorageType.FILE,
-        )
+        ),
     )
-    await js.create_key_value(
+    await _ensure_bucket(
+        js,
         KeyValueConfig(
             bucket=names.lease_bucket,
             description="gridscore: which worker holds which partition (keys expire)",
@@ -144,8 +146,21 @@ async def ensure_streams(js: JetStreamContext, settings: StreamSettings) -> None
             ttl=settings.lease_s,
             replicas=settings.replicas,
             storage=StorageType.FILE,
-        )
+        ),
     )
+
+
+async def _ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> None:
+    """Create the bucket, or bring an existing one's key lifetime to this configuration's (a
+    changed STREAM_LEASE_SECONDS applies at the next start, not refused)."""
+    try:
+        await js.create_key_value(config)
+    except BadRequestError as exc:
+        if exc.err_code != STREAM_EXISTS_OTHERWISE:
+            raise
+        found = (await js.stream_info(f"KV_{config.bucket}")).config
+        found.max_age = config.ttl or 0.0
+        await js.update_stream(found)
 
 
 async def _check_existing(js: JetStreamContext, wanted: StreamConfig) -> None:
