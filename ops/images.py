@@ -30,6 +30,7 @@ IMAGES = {
     "scorer": (f"localhost/gridscore-scorer:{VERSION}", "ops/Dockerfile.scorer"),
     "dashboard": (f"localhost/gridscore-dashboard:{VERSION}", "ops/Dockerfile.dashboard"),
     "prometheus": (f"localhost/gridscore-prometheus:{VERSION}", "ops/Dockerfile.prometheus"),
+    "nats": (f"localhost/gridscore-nats:{VERSION}", "ops/Dockerfile.nats"),
 }
 # crun fails on this machine's cgroup setup; runc works. Host networking: no CNI needed.
 PODMAN = ["podman", "--runtime", "runc"]

@@ -57,16 +57,23 @@ class DataPlane:
         """The served model's verdicts on ``matrix``; raises ApiError 503 with no model ready.
         Up to ``inline_rows`` rows score on the caller's loop, larger batches on the scoring
         thread (a caller cancelled meanwhile leaves the batch to finish there)."""
-        model = self.holder.ready()
-        scorer = model.scorer
-        started = time.perf_counter()
         if len(matrix) <= self.inline_rows:
-            scores, breaches, attribution = scorer.score(matrix)
-        else:
-            loop = asyncio.get_running_loop()
-            scores, breaches, attribution = await loop.run_in_executor(
-                self.executor, scorer.score, matrix
-            )
+            return self.score_now(matrix)
+        model = self.holder.ready()
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        scores, breaches, attribution = await loop.run_in_executor(
+            self.executor, model.scorer.score, matrix
+        )
+        self.metrics.inference_latency.observe(time.perf_counter() - started)
+        return verdicts_for(model, scores, breaches, attribution)
+
+    def score_now(self, matrix: np.ndarray) -> Verdicts:
+        """``score`` on the caller's thread, for a batch of at most ``inline_rows`` rows (a
+        batch-1 request need not pay for a coroutine)."""
+        model = self.holder.ready()
+        started = time.perf_counter()
+        scores, breaches, attribution = model.scorer.score(matrix)
         self.metrics.inference_latency.observe(time.perf_counter() - started)
         return verdicts_for(model, scores, breaches, attribution)
 

@@ -97,6 +97,33 @@ BROKEN = {
         _replace("kserve/inferenceservice.yaml", "scaleMetric: cpu", "scaleMetric: gpu"),
         "kserve schema inferenceservice.yaml",
     ),
+    # KEDA's trigger metadata are strings: an unquoted number is refused by the API server.
+    "keda number": (
+        _replace(
+            "k8s/stream/stream-scaledobject.yaml", 'lagThreshold: "20000"', "lagThreshold: 20000"
+        ),
+        "keda schema ScaledObject",
+    ),
+    "keda field": (
+        _replace("k8s/stream/stream-scaledobject.yaml", "maxReplicaCount: 8", "maxReplicas: 8"),
+        "keda schema ScaledObject",
+    ),
+    "stream manifest": (
+        _replace("k8s/stream/nats-statefulset.yaml", "replicas: 3", 'replicas: "three"'),
+        "kubernetes-validate --strict stream",
+    ),
+    "stream policy": (
+        _replace(
+            "k8s/stream/stream-deployment.yaml",
+            "allowPrivilegeEscalation: false",
+            "allowPrivilegeEscalation: true",
+        ),
+        "checkov kubernetes stream",
+    ),
+    "nats config": (
+        _replace("nats/compose.conf", "max_file_store: 1GB", "max_file_store: lots"),
+        "nats-server -t nats/compose.conf",
+    ),
     "policy": (
         _replace(
             "k8s/ui-deployment.yaml",
