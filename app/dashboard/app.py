@@ -16,6 +16,7 @@ from litestar.template.config import TemplateConfig
 
 from app.config import Settings
 from app.dashboard import routes
+from app.dashboard.alarms import AlarmHub, since
 from app.dashboard.backend import Backend
 from app.dashboard.bursts import BurstLimits, BurstRunner
 from app.dashboard.charts import share_bar
@@ -55,6 +56,7 @@ def _ms(value: Any) -> str:
 def _register_filters(engine: JinjaTemplateEngine) -> None:
     engine.engine.filters["ms"] = _ms
     engine.engine.globals["share_bar"] = share_bar
+    engine.engine.filters["since"] = since
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
@@ -85,12 +87,18 @@ def dashboard_part(settings: Settings, template: TemplateConfig[JinjaTemplateEng
     )
     admin_key = settings.limits.admin_keys[0] if settings.limits.admin_keys else ""
     backend = Backend(backend_url, api_key=api_key, admin_key=admin_key)
+    alarms = AlarmHub(settings.stream.nats_urls, settings.stream.name, render)
+
+    def closing() -> None:
+        hub.close_all()
+        alarms.close_all()
 
     def started() -> None:
-        on_stop_signal(hub.close_all)
+        on_stop_signal(closing)
 
     async def stopped() -> None:
         hub.close_all()
+        await alarms.stop()
         bursts.cancel()
         await backend.close()
 
@@ -112,6 +120,7 @@ def dashboard_part(settings: Settings, template: TemplateConfig[JinjaTemplateEng
             "bursts": constant(bursts),
             "backend": constant(backend),
             "drift": constant(DriftWatch()),
+            "alarms": constant(alarms),
         },
         on_startup=[started],
         on_shutdown=[stopped],

@@ -149,6 +149,9 @@ def psi_bars(rows: Sequence[tuple[str, float | None, str]], marks: Sequence[floa
     ``marks`` drawn as dashed lines. The scale reaches at least 0.5 so small values look small."""
     if not rows:
         return '<p class="muted">the served model has no drift bins (an older artifact)</p>'
+    if all(value is None for _, value, _ in rows):
+        # Nothing scored in the window yet: one line, not a "no data" per bar over an axis.
+        return '<p class="muted" id="drift-empty">no readings scored in this window yet</p>'
     bar, label_width, width = 20, 130, 520
     span = width - label_width - 60
     peak = max([0.5, *(value for _, value, _ in rows if value is not None)])
@@ -168,7 +171,13 @@ def psi_bars(rows: Sequence[tuple[str, float | None, str]], marks: Sequence[floa
             + _label(label_width - 6, top + 14, escape(name), size=12)
             + f'<rect x="{label_width}" y="{top + 3}" width="{length:.1f}" height="{bar - 6}" '
             f'fill="{LEVEL_COLORS.get(level, RED)}"/>'
-            + _label(round(label_width + length + 4, 1), top + 14, f"{shown} {level}", "start", 11)
+            + _label(
+                round(label_width + length + 4, 1),
+                top + 14,
+                shown if value is None else f"{shown} {level}",
+                "start",
+                11,
+            )
             + "</g>"
         )
     for mark in marks:

@@ -12,6 +12,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage, Template
 from litestar.router import Router
 
 from app.config import Settings
+from app.dashboard.alarms import AlarmHub
 from app.dashboard.backend import Backend, BackendError
 from app.dashboard.bursts import BURST_PROTOCOLS, BurstRefused, BurstRunner
 from app.dashboard.charts import psi_bars
@@ -180,6 +181,26 @@ async def stream_events(
     return ServerSentEvent(events(), headers={"Cache-Control": "no-store"})
 
 
+@get("/dashboard/alarms", include_in_schema=False)
+async def alarm_events(alarms: NamedDependency[AlarmHub]) -> ServerSentEvent:
+    """The alarms view, sent again whenever it changes (app/dashboard/alarms.py)."""
+    queue = alarms.join()
+
+    async def events() -> AsyncIterator[ServerSentEventMessage]:
+        try:
+            if alarms.fragment:
+                yield ServerSentEventMessage(event="alarms", data=alarms.fragment)
+            while True:
+                fragment = await queue.get()
+                if fragment is None:  # the server is shutting down
+                    return
+                yield ServerSentEventMessage(event="alarms", data=fragment)
+        finally:
+            alarms.leave(queue)
+
+    return ServerSentEvent(events(), headers={"Cache-Control": "no-store"})
+
+
 @get("/dashboard/streams", include_in_schema=False, sync_to_thread=False)
 def stream_stats(hub: NamedDependency[StreamHub]) -> dict[str, int]:
     return hub.stats()
@@ -267,6 +288,7 @@ ROUTES = [
     stream_start,
     stream_stop,
     stream_events,
+    alarm_events,
     stream_stats,
     generate,
     inject,

@@ -11,6 +11,8 @@ can move without breaking a benchmark:
   wire format (``make_bodies``, ``PROTOCOLS``, ``infer_path``) and ``percentile``;
 - **reading a server**: ``ModelResponse`` (``GET /model``), ``multiprocess_registry`` (the
   workers' metrics files as ``/metrics`` sums them);
+- **the stream**: ``create_streams`` (the streams a stream worker with these settings makes,
+  to fill before one runs), ``StreamVerdict`` (what a verdict message holds);
 - **the docs**: ``docgen`` (the benchmark tables are generated parts of the docs);
 - **in-process parts**: ``wire_decoder`` (the server's own decode of each wire format, to time
   it), ``freeze_startup_heap`` (the server's garbage-collection set-up, for a load generator
@@ -26,6 +28,7 @@ from typing import Any
 
 from app import docgen
 from app.contract.api import ModelResponse
+from app.contract.stream import StreamVerdict
 from app.dashboard.loadrun import LoadResult, LoadSpec, make_bodies, percentile
 from app.dashboard.loadrun import run as run_load
 from app.dashboard.loadrun import run_async as run_load_async
@@ -44,6 +47,8 @@ __all__ = [
     "LoadResult",
     "LoadSpec",
     "ModelResponse",
+    "StreamVerdict",
+    "create_streams",
     "docgen",
     "find_artifact",
     "freeze_startup_heap",
@@ -69,3 +74,19 @@ def wire_decoder(protocol: str, model: ModelResponse) -> Any:
     if protocol == "predict":
         return PredictJson(RequestCodec(features, tuple(f.unit for f in model.features)), "bench")
     return InferV2(INFER_PATH, model.v2_name, ModelHolder(features), features, "bench")
+
+
+async def create_streams(nats_urls: str, **env: str) -> None:
+    """The streams and buckets ``gridscore stream`` with these settings (environment
+    variables) creates, made now on the broker at ``nats_urls``."""
+    import nats
+
+    from app.config import Settings
+    from app.stream.broker import ensure_streams
+
+    settings = Settings.from_env({"NATS_URL": nats_urls, **env}).stream
+    connection = await nats.connect(servers=list(settings.nats_urls))
+    try:
+        await ensure_streams(connection.jetstream(timeout=10), settings)
+    finally:
+        await connection.close()

@@ -127,3 +127,12 @@ def test_psi_bars_mark_each_feature_with_its_value_and_level() -> None:
     assert 'data-feature="voltage" data-psi="0.310000" data-level="significant"' in svg
     assert 'data-feature="current" data-psi="" data-level="no data"' in svg
     assert "style=" not in svg  # the CSP allows no inline style
+
+
+def test_an_empty_window_says_so_once_instead_of_no_data_over_every_bar() -> None:
+    svg = psi_bars([("voltage", None, "no data"), ("current", None, "no data")], (0.2,))
+    assert svg.count("no readings scored in this window yet") == 1
+    assert "<svg" not in svg
+    mixed = psi_bars([("voltage", 0.05, "stable"), ("current", None, "no data")], (0.2,))
+    assert mixed.count("no data") == 2  # the bar's label and its data-level, not twice each
+    assert "no data no data" not in mixed
