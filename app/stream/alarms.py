@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -81,9 +82,18 @@ class Judged:
     score: float
     top_feature: str | None
     out_of_range: list[str]
-    at: str
+    timestamp: str | None  # the reading's own, when it had one
     time: float  # the message's time, seconds since the epoch
     cause: str  # "<stream sequence>.<index in the message>"
+
+    @property
+    def at(self) -> str:
+        """When, for an event: the reading's timestamp, else its message's time (RFC 3339);
+        made only for the few readings that cause one."""
+        if self.timestamp:
+            return self.timestamp
+        stamp = datetime.fromtimestamp(self.time, UTC).isoformat(timespec="milliseconds")
+        return stamp.replace("+00:00", "Z")
 
 
 @dataclass

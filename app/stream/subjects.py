@@ -35,9 +35,24 @@ def partition_filter(partition: int) -> str:
     return f"{READINGS}.*.*.{partition}"
 
 
+_parsed: dict[str, tuple[str, str, int]] = {}
+_PARSED_MAX = 200_000  # subjects remembered (sensors repeat; a flood of new ones is forgotten)
+
+
 def parse_reading(subject: str) -> tuple[str, str, int]:
     """(site, sensor, partition) of a stored reading's subject; BadSubject when the site or the
     sensor is not a name (MQTT turns a ``.`` in a topic level into ``//``, say)."""
+    found = _parsed.get(subject)
+    if found is not None:
+        return found
+    found = _parse_reading(subject)
+    if len(_parsed) >= _PARSED_MAX:
+        _parsed.clear()
+    _parsed[subject] = found
+    return found
+
+
+def _parse_reading(subject: str) -> tuple[str, str, int]:
     parts = subject.split(".")
     if len(parts) != 5 or parts[0] != "grid" or parts[1] != "readings":
         raise BadSubject(f"subject {subject!r} is not grid.readings.<site>.<sensor>")

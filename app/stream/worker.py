@@ -29,7 +29,6 @@ import socket
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -448,7 +447,7 @@ class StreamWorker:
                             score=prediction.score,
                             top_feature=prediction.top_feature or None,
                             out_of_range=prediction.out_of_range,
-                            at=reading.timestamp or _iso(ts),
+                            timestamp=reading.timestamp,
                             time=ts / 1e9,
                             cause=f"{seq}.{index}",
                         ),
@@ -552,9 +551,3 @@ class StreamWorker:
 
 def _partition_of(subject: str) -> int:
     return int(subject.rsplit(".", 1)[1])
-
-
-def _iso(ns: int) -> str:
-    """A message's publish time (ns since the epoch) in RFC 3339: the same on every replay."""
-    stamp = datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")

@@ -21,7 +21,7 @@ def reading(sensor: str, flagged: bool, time: float, cause: str, site: str = "s1
         score=0.7 if flagged else 0.4,
         top_feature="voltage" if flagged else None,
         out_of_range=[],
-        at=f"t{time}",
+        timestamp=f"t{time}",
         time=time,
         cause=cause,
     )

@@ -174,7 +174,7 @@ async def reference_alarms(
                     score=prediction.score,
                     top_feature=prediction.top_feature or None,
                     out_of_range=prediction.out_of_range,
-                    at="",
+                    timestamp=None,
                     time=ts,
                     cause=f"{seq}.{index}",
                 ),
