@@ -55,17 +55,20 @@ async def publish(
     sites: int = 4,
     sensors: int = 5,
     per_message: int = 1,
-    odd_every: int = 7,
     start: int = 0,
     published: Published | None = None,
     retry: bool = False,
 ) -> Published:
-    """``count`` messages over sites x sensors, some sensors anomalous in bursts (so alarms are
-    raised and cleared); each with a Nats-Msg-Id, retried with the same id when ``retry``."""
+    """``count`` messages over sites x sensors, two sensors of each site anomalous in bursts
+    (so alarms are raised and cleared); each with a Nats-Msg-Id, retried with the same id when
+    ``retry``."""
     published = published or Published()
     for i in range(start, start + count):
         site, sensor = f"site{i % sites}", f"sensor{(i // sites) % sensors}"
-        burst = (i // (sites * sensors)) % odd_every == 0 and (i // sites) % sensors < 2
+        # The sensor's own n-th reading: sensors 0 and 1 of each site go bad for 4 readings
+        # in every 20 (an alarm raised, then cleared after the normal ones that follow).
+        nth = i // (sites * sensors)
+        burst = (i // sites) % sensors < 2 and 3 <= nth % 20 <= 6
         rows = [reading(i * per_message + j, burst) for j in range(per_message)]
         body = json.dumps(rows[0] if per_message == 1 else {"readings": rows}).encode()
         msg_id = f"r{i}"
