@@ -136,7 +136,7 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_nothing_and_raises_nothi
     assert s.duplicates(verdicts) == {}
     assert {v.msg_id for v in verdicts} == set(published.messages)
     assert len(alarms) == len(set(alarms))  # no alarm raised twice
-    assert len(reference) > 100  # raises and clears throughout, across the kill
+    assert len(reference) > 50  # raises, clears and floods throughout, across the kill
     assert set(alarms) == set(reference)
 
 
