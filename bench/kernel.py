@@ -4,8 +4,10 @@ Each backend runs in a fresh process (no shared caches, no import order effects)
 then scores batches of 1, 10, 100, 1,000 and 10,000 rows for a time budget per size. Every call
 gets a different batch drawn from a large pool (a repeated row lets the CPU learn the branches
 and flatters small batches). One thread everywhere. Ratios compare medians from the same run.
-Two paired runs time a graph against its base with alternating calls in one process: the
-envelope guard (guarded vs plain) and the attribution targets (served vs guarded).
+Paired runs time a graph against its base with alternating calls in one process: the envelope
+guard (guarded vs plain), the attribution targets (served vs guarded), and the large-batch
+graphs against the served graph (rows sorted with every attribution; the service's default,
+the score with the rows sorted and the flagged rows' attribution).
 
     python -m bench.kernel            # full run (~3 minutes); writes bench/results/kernel.json
     python -m bench.kernel --quick    # smoke run for the tests (~15 s)
@@ -99,6 +101,9 @@ def time_backend(
 PAIRS = {
     "guard": ("onnx-gridscore", "onnx-gridscore-guarded"),
     "attribution": ("onnx-gridscore-guarded", "onnx-gridscore-served"),
+    # The large-batch graphs against the served graph as it was before them (the same bytes).
+    "sorted": ("onnx-gridscore-served", "onnx-gridscore-served-sorted"),
+    "flagged": ("onnx-gridscore-served", "onnx-gridscore-flagged"),
 }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
+SORT_FROM_ROWS = 32  # as convert.kernels publishes it
 
 
 def _ort_session(path: Path):  # type: ignore[no-untyped-def]
@@ -74,12 +75,49 @@ def load_onnx_gridscore_served(workdir: Path) -> ScoreFn:
     return _guarded(workdir, "served.onnx", ["score", "attribution", "breach"])
 
 
+def load_onnx_gridscore_served_sorted(workdir: Path) -> ScoreFn:
+    """The served graph with the rows sorted (convert/sorted_rows.py) from 32 rows, as the
+    server runs a batch that wants every row's attribution; the plain one below."""
+    plain = _guarded(workdir, "served.onnx", ["score", "attribution", "breach"])
+    large = _guarded(workdir, "served-sorted.onnx", ["score", "attribution", "breach"])
+    return lambda rows: (large if len(rows) >= SORT_FROM_ROWS else plain)(rows)
+
+
+def load_onnx_gridscore_flagged(workdir: Path) -> ScoreFn:
+    """What the service runs by default (attribution for the flagged readings only): from 32
+    rows the score-only graph with the rows sorted, then the attribution graph on the flagged
+    rows; below, the served graph."""
+    plain = _guarded(workdir, "served.onnx", ["score", "attribution", "breach"])
+    score = _ort_session(workdir / "score-sorted.onnx")
+    attribute = _ort_session(workdir / "attribution-sorted.onnx")
+    facts = json.loads((workdir / "model.json").read_text())
+    bounds = facts["envelope"]
+    low = np.array([b[0] for b in bounds.values()], dtype=np.float32)
+    high = np.array([b[1] for b in bounds.values()], dtype=np.float32)
+    threshold = np.float64(facts["threshold"])
+
+    def run(rows: np.ndarray) -> np.ndarray:
+        if len(rows) < SORT_FROM_ROWS:
+            return plain(rows)
+        scores, breach = score.run(
+            ["score", "breach"], {"readings": rows, "envelope_low": low, "envelope_high": high}
+        )
+        flags = (scores.ravel() > threshold) | breach.any(axis=1)
+        if flags.any():
+            attribute.run(["attribution"], {"readings": rows[flags]})
+        return scores.ravel()
+
+    return run
+
+
 BACKENDS: dict[str, Callable[[Path], ScoreFn]] = {
     "sklearn": load_sklearn,
     "onnx-stock": load_onnx_stock,
     "onnx-gridscore": load_onnx_gridscore,
     "onnx-gridscore-guarded": load_onnx_gridscore_guarded,
     "onnx-gridscore-served": load_onnx_gridscore_served,
+    "onnx-gridscore-served-sorted": load_onnx_gridscore_served_sorted,
+    "onnx-gridscore-flagged": load_onnx_gridscore_flagged,
 }
 
 
@@ -99,6 +137,10 @@ def prepare(workdir: Path) -> None:
         to_folded_onnx(model, attribution=True), len(data.FEATURES)
     )
     (workdir / "served.onnx").write_bytes(served.SerializeToString())
+    from convert import kernels
+
+    for name, (graph, _) in kernels.build(model, matrix, len(data.FEATURES)).items():
+        (workdir / f"{name}.onnx").write_bytes(graph)
     facts = {
         "offset": float(model.offset_),
         "threshold": train.trained_threshold(model),

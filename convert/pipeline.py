@@ -19,7 +19,7 @@ import sklearn
 
 from app.contract import metadata as artifact_meta
 from app.model import artifact
-from convert import attribution, data, parity, train
+from convert import attribution, data, kernels, parity, train
 from convert.calibrate import Calibration, CalibrationSpec, calibrate
 from convert.envelope_guard import BREACH_LAYOUT, TRAINED_MARGIN, add_envelope_guard, widened
 from convert.folded_converter import attribution_offsets, score_scale, to_folded_onnx
@@ -307,6 +307,20 @@ def run(
         f"{report_parity.max_abs_attribution_diff:.2e}",
     )
     parity.require(report_parity)
+    started = time.perf_counter()
+    stem = artifact.artifact_stem(name, digest)
+    large = kernels.build(model, matrix, len(features))
+    trained_bounds = (
+        np.array([envelope[f][0] for f in features]),
+        np.array([envelope[f][1] for f in features]),
+    )
+    checked, _ = kernels.check(model, model_bytes, large, parity_set, trained_bounds, onnx_session)
+    seconds["verify"] += time.perf_counter() - started
+    say(
+        "verify",
+        f"large-batch graphs (rows sorted, from {kernels.SORT_FROM_ROWS} rows): "
+        + "; ".join(f"{name}: {text}" for name, text in checked.items()),
+    )
 
     started = time.perf_counter()
     calibration = calibrate(
@@ -379,6 +393,7 @@ def run(
             for feature, (edges, counts) in data.histograms(matrix, features).items()
         },
         drift=drift_bins(matrix, features),
+        kernels=kernels.info(stem, large, checked),
         versions=library_versions(),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
@@ -386,6 +401,7 @@ def run(
         model_dir,
         model_bytes,
         metadata,
+        kernels={name: graph for name, (graph, _) in large.items()},
         calibration_report=msgspec.json.format(msgspec.json.encode(calibration.report)),
         calibration_plot=render_svg(calibration.report),
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 
 from app.contract.metadata import Metadata
-from app.model.artifact import artifact_stem, calibration_paths, metadata_path
+from app.model.artifact import artifact_stem, calibration_paths, kernel_path, metadata_path
 
 
 def publish(
@@ -17,9 +17,10 @@ def publish(
     metadata: Metadata,
     calibration_report: bytes | None = None,
     calibration_plot: bytes | None = None,
+    kernels: dict[str, bytes] | None = None,
 ) -> Path:
-    """Write the calibration report and plot, the metadata, then the model, each atomically
-    (temp file, fsync, rename); returns the model path.
+    """Write the large-batch graphs, the calibration report and plot, the metadata, then the
+    model, each atomically (temp file, fsync, rename); returns the model path.
 
     The server looks for ``.onnx`` files only, so when one appears everything beside it is
     complete. Racing publishers of the same bytes write the same names, and a reader never sees
@@ -29,6 +30,10 @@ def publish(
     stem = artifact_stem(metadata.name, metadata.digest)
     onnx_path = model_dir / f"{stem}.onnx"
     report_path, plot_path = calibration_paths(onnx_path)
+    for kernel_name, graph in (kernels or {}).items():
+        target = kernel_path(onnx_path, kernel_name)
+        target.parent.mkdir(exist_ok=True)
+        _write_atomic(target, graph)
     if calibration_report is not None:
         _write_atomic(report_path, calibration_report)
     if calibration_plot is not None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 
 
 class ParityReport(msgspec.Struct, forbid_unknown_fields=True):
@@ -110,6 +110,25 @@ class AttributionInfo(msgspec.Struct, forbid_unknown_fields=True):
     offsets: list[float]
 
 
+class KernelInfo(msgspec.Struct, forbid_unknown_fields=True):
+    """A graph beside the main one, for large batches (convert/sorted_rows.py): the rows
+    scored in an order the CPU can predict, the answers in the caller's order."""
+
+    name: str  # served-sorted | score-sorted | attribution-sorted
+    file: str  # beside the .onnx file
+    sha256: str
+    outputs: list[str]
+
+
+class KernelsInfo(msgspec.Struct, forbid_unknown_fields=True):
+    """The large-batch graphs and from which batch size the server uses them."""
+
+    from_rows: int
+    graphs: list[KernelInfo]
+    # What each was checked against before publishing, on the parity points.
+    parity: dict[str, str]
+
+
 class DriftBins(msgspec.Struct, forbid_unknown_fields=True):
     """Fixed bins of one feature for drift: the inner edges (deciles of the training rows; the
     first bin is open below, the last above) and the share of training rows in each bin."""
@@ -157,5 +176,6 @@ class Metadata(msgspec.Struct, forbid_unknown_fields=True):
     parity: ParityReport
     histograms: dict[str, FeatureHistogram]
     drift: dict[str, DriftBins]
+    kernels: KernelsInfo
     versions: dict[str, str]
     created_at: str

@@ -64,6 +64,9 @@ class PredictJson:
     def encode(self, verdicts: Verdicts, context: Any) -> tuple[bytes, Headers]:
         return self._encode(build_response(verdicts, self.served_by, context)), JSON
 
+    def explains(self, context: Any) -> str:
+        return str(context)  # the ?explain= mode decode found
+
     def error(self, exc: ApiError) -> bytes:
         return self._encode(
             ErrorBody(status=exc.status_code, error=exc.code, detail=exc.detail, field=exc.field)

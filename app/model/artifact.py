@@ -9,6 +9,7 @@ digest in its name and metadata.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from app.contract.metadata import (
     Metadata,
     _FormatOnly,
 )
+
+log = logging.getLogger("gridscore.model")
 
 DIGEST_PREFIX_LEN = 12
 """Hex characters of the sha256 kept in the file name."""
@@ -37,6 +40,7 @@ class Artifact:
     path: Path
     model_bytes: bytes
     metadata: Metadata
+    kernels: dict[str, bytes]  # the large-batch graphs by name, each verified too
 
     @property
     def short_digest(self) -> str:
@@ -74,6 +78,12 @@ def find(model_dir: Path, name: str, digest: str = "") -> Path | None:
 
 def metadata_path(onnx_path: Path) -> Path:
     return onnx_path.with_suffix(".json")
+
+
+def kernel_path(onnx_path: Path, name: str) -> Path:
+    """Where a large-batch graph of the artifact lives: ``<stem>.kernels/<name>.onnx``, in a
+    folder beside it (so a listing of the models folder shows one model per artifact)."""
+    return onnx_path.with_name(f"{onnx_path.stem}.kernels") / f"{name}.onnx"
 
 
 def calibration_paths(onnx_path: Path) -> tuple[Path, Path]:
@@ -131,4 +141,25 @@ def load(path: Path) -> Artifact:
             f"{path.name}: sha256 {actual[:DIGEST_PREFIX_LEN]}... differs from the metadata's "
             f"{metadata.digest[:DIGEST_PREFIX_LEN]}...; refusing to load"
         )
-    return Artifact(path=path, model_bytes=model_bytes, metadata=metadata)
+    kernels: dict[str, bytes] = {}
+    for kernel in metadata.kernels.graphs:
+        companion = path.parent / kernel.file
+        try:
+            graph = companion.read_bytes()
+        except FileNotFoundError:
+            # Only the large-batch graphs: the served graph alone answers the same, slower.
+            log.warning(
+                "large-batch graph missing; serving every batch with the served graph",
+                extra={"fields": {"file": str(companion)}},
+            )
+            kernels.clear()
+            break
+        except OSError as exc:
+            raise ArtifactError(f"{companion}: cannot read graph: {exc.strerror}") from None
+        if sha256_hex(graph) != kernel.sha256:
+            raise ArtifactError(
+                f"{companion.name}: sha256 differs from the metadata's (tampered or truncated); "
+                f"refusing to load"
+            )
+        kernels[kernel.name] = graph
+    return Artifact(path=path, model_bytes=model_bytes, metadata=metadata, kernels=kernels)

@@ -32,6 +32,25 @@ def scoring_executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridscore-score")
 
 
+def _judged(model: LoadedModel, matrix: np.ndarray, explain: str) -> Verdicts:
+    """Verdicts with the attribution ``explain`` asks for. A large batch that needs only some
+    rows' attribution (the flagged ones, say) is scored without it, then those rows are
+    attributed alone: the attribution costs as much as the score again (docs/benchmarks.md)."""
+    scorer = model.scorer
+    if explain != "all":
+        scored = scorer.score_only(matrix)
+        if scored is not None:
+            scores, breaches = scored
+            attribution = np.full((len(matrix), len(model.features)), np.nan, dtype=np.float32)
+            verdicts = verdicts_for(model, scores, breaches, attribution)
+            if explain == "flagged" and verdicts.anomalies:
+                rows = np.flatnonzero(verdicts.flags)
+                attribution[rows] = scorer.attribute(matrix[rows])
+            return verdicts
+    scores, breaches, attribution = scorer.score(matrix)
+    return verdicts_for(model, scores, breaches, attribution)
+
+
 class DataPlane:
     """Scores matrices with the served model for every transport of one process."""
 
@@ -53,29 +72,28 @@ class DataPlane:
         # (every transport of the process shares this executor).
         self.executor = executor or scoring_executor()
 
-    async def score(self, matrix: np.ndarray) -> Verdicts:
+    async def score(self, matrix: np.ndarray, explain: str = "all") -> Verdicts:
         """The served model's verdicts on ``matrix``; raises ApiError 503 with no model ready.
-        Up to ``inline_rows`` rows score on the caller's loop, larger batches on the scoring
-        thread (a caller cancelled meanwhile leaves the batch to finish there)."""
+        ``explain``: whose attribution is needed (``all``, ``flagged`` or ``none``; the others'
+        is NaN). Up to ``inline_rows`` rows score on the caller's loop, larger batches on the
+        scoring thread (a caller cancelled meanwhile leaves the batch to finish there)."""
         if len(matrix) <= self.inline_rows:
-            return self.score_now(matrix)
+            return self.score_now(matrix, explain)
         model = self.holder.ready()
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        scores, breaches, attribution = await loop.run_in_executor(
-            self.executor, model.scorer.score, matrix
-        )
+        verdicts = await loop.run_in_executor(self.executor, _judged, model, matrix, explain)
         self.metrics.inference_latency.observe(time.perf_counter() - started)
-        return verdicts_for(model, scores, breaches, attribution)
+        return verdicts
 
-    def score_now(self, matrix: np.ndarray) -> Verdicts:
+    def score_now(self, matrix: np.ndarray, explain: str = "all") -> Verdicts:
         """``score`` on the caller's thread, for a batch of at most ``inline_rows`` rows (a
         batch-1 request need not pay for a coroutine)."""
         model = self.holder.ready()
         started = time.perf_counter()
-        scores, breaches, attribution = model.scorer.score(matrix)
+        verdicts = _judged(model, matrix, explain)
         self.metrics.inference_latency.observe(time.perf_counter() - started)
-        return verdicts_for(model, scores, breaches, attribution)
+        return verdicts
 
     def count(self, matrix: np.ndarray, verdicts: Verdicts) -> None:
         """What every scored batch adds to the metrics and the drift counts."""

@@ -63,6 +63,10 @@ class ScoringProtocol(Protocol):
         """An error response body in this protocol's shape."""
         ...
 
+    def explains(self, context: Any) -> str:
+        """Whose attribution ``encode`` will show: ``all``, ``flagged`` or ``none``."""
+        ...
+
 
 class ScoringEndpoint:
     """Serves one scoring route (see the module docstring)."""
@@ -252,10 +256,11 @@ class ScoringEndpoint:
             )
         # Past the time budget the request answers 503 at once; a big batch still finishes.
         plane = self.plane
+        explain = self.protocol.explains(context)
         if rows <= plane.inline_rows:
-            verdicts = plane.score_now(matrix)
+            verdicts = plane.score_now(matrix, explain)
         else:
-            verdicts = await plane.score(matrix)
+            verdicts = await plane.score(matrix, explain)
         payload, headers = self.protocol.encode(verdicts, context)
         self.plane.count(matrix, verdicts)
         return payload, [*headers, verdicts.model.digest_header], matrix, verdicts

@@ -403,7 +403,7 @@ class StreamWorker:
         if readings:
             self.metrics.stream_readings.inc(len(readings))
             matrix = feature_matrix(readings, decoder.features)
-            verdicts = await self.plane.score(matrix)
+            verdicts = await self.plane.score(matrix, "flagged")
             self.plane.count(matrix, verdicts)
             predictions = build_response(verdicts, self.served_by).predictions
             digest = verdicts.model.digest[:12]

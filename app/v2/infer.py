@@ -308,5 +308,9 @@ class InferV2:
         shares = attribution_shares(verdicts).astype("<f4")
         return "FP32", [rows, shares.shape[1]], shares
 
+    def explains(self, context: Any) -> str:
+        answer: Answer = context
+        return "all" if any(name == "attribution" for name, _ in answer.outputs) else "none"
+
     def error(self, exc: ApiError) -> bytes:
         return _encode(V2Error(exc.detail))

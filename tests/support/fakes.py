@@ -23,6 +23,9 @@ class ExplodingScorer:
     def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise RuntimeError("simulated onnxruntime failure")
 
+    def score_only(self, matrix: np.ndarray) -> None:
+        raise RuntimeError("simulated onnxruntime failure")
+
 
 class EchoScorer:
     """Scores each row with its voltage / 1000, reports no breach and puts all attribution on
@@ -34,6 +37,12 @@ class EchoScorer:
         scores = (matrix[:, 0] / 1000.0).astype(np.float32)
         attribution = np.tile(np.array([1.0, 0.0, 0.0], dtype=np.float32), (len(matrix), 1))
         return scores, np.zeros((len(matrix), 2 * len(FEATURES)), dtype=bool), attribution
+
+    def score_only(self, matrix: np.ndarray) -> None:
+        return None  # one graph for every batch size, as an artifact without large-batch graphs
+
+    def attribute(self, matrix: np.ndarray) -> np.ndarray:
+        return self.score(matrix)[2]
 
 
 def fake_metadata(threshold: float) -> artifact_meta.Metadata:
@@ -108,6 +117,7 @@ def fake_metadata(threshold: float) -> artifact_meta.Metadata:
         ),
         histograms={},
         drift={},
+        kernels=artifact_meta.KernelsInfo(from_rows=32, graphs=[], parity={}),
         versions={},
         created_at="",
     )
