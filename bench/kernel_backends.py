@@ -14,6 +14,7 @@ import numpy as np
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 SORT_FROM_ROWS = 32  # as convert.kernels publishes it
+SCORE_ONLY_FROM = 1_000  # as app.model.scorer uses it
 
 
 def _ort_session(path: Path):  # type: ignore[no-untyped-def]
@@ -84,10 +85,10 @@ def load_onnx_gridscore_served_sorted(workdir: Path) -> ScoreFn:
 
 
 def load_onnx_gridscore_flagged(workdir: Path) -> ScoreFn:
-    """What the service runs by default (attribution for the flagged readings only): from 32
-    rows the score-only graph with the rows sorted, then the attribution graph on the flagged
-    rows; below, the served graph."""
-    plain = _guarded(workdir, "served.onnx", ["score", "attribution", "breach"])
+    """What the service runs by default (attribution for the flagged readings only): from
+    1,000 rows the score-only graph with the rows sorted, then the attribution graph on the
+    flagged rows; from 32 the served graph with the rows sorted; below, the served graph."""
+    plain = load_onnx_gridscore_served_sorted(workdir)
     score = _ort_session(workdir / "score-sorted.onnx")
     attribute = _ort_session(workdir / "attribution-sorted.onnx")
     facts = json.loads((workdir / "model.json").read_text())
@@ -97,7 +98,7 @@ def load_onnx_gridscore_flagged(workdir: Path) -> ScoreFn:
     threshold = np.float64(facts["threshold"])
 
     def run(rows: np.ndarray) -> np.ndarray:
-        if len(rows) < SORT_FROM_ROWS:
+        if len(rows) < SCORE_ONLY_FROM:
             return plain(rows)
         scores, breach = score.run(
             ["score", "breach"], {"readings": rows, "envelope_low": low, "envelope_high": high}

@@ -22,12 +22,14 @@ from bench.report.protocols import capacity_section, protocols_section
 from bench.report.rolling import rolling_section
 from bench.report.service import profile_section, service_section
 from bench.report.soak import soak_section
+from bench.report.stream import stream_section
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 README = ROOT / "README.md"
 BENCHMARKS = ROOT / "docs" / "benchmarks.md"
 DEPLOYING = ROOT / "docs" / "deploying.md"
+STREAM = ROOT / "docs" / "stream.md"
 
 
 def _load(name: str) -> dict[str, Any] | None:
@@ -62,6 +64,9 @@ def render() -> str:
     protocols = _load("protocols")
     if protocols:
         lines += protocols_section(protocols)
+    stream = _load("stream")
+    if stream:
+        lines += ["### Stream", "", *stream_section(stream)]
     return "\n".join(lines)
 
 
@@ -92,6 +97,21 @@ def render_headline() -> str:
             f"{row['requests_per_s']:,.0f} req/s, {row['rows_per_s']:,.0f} rows/s |"
             for row in service["throughput_2_workers"]
         )
+    stream = _load("stream")
+    if stream:
+        for key, label in (
+            ("throughput_1_per_message", "1 reading"),
+            ("throughput_100_per_message", "100 readings"),
+        ):
+            lines.append(
+                f"| stream, one worker, {label} per message (broker on the same machine) | "
+                f"{stream[key]['readings_per_s']:,.0f} readings/s |"
+            )
+        latency = stream["latency_at_70_pct"]
+        lines.append(
+            f"| stream at {latency['rate_per_s']:,.0f} readings/s: publish-to-verdict p50 / p99 | "
+            f"{latency['p50_ms']:.1f} ms / {latency['p99_ms']:.1f} ms |"
+        )
     if soak:
         summary = soak["summary"]
         lines.append(
@@ -112,6 +132,9 @@ def main() -> int:
             docgen.replace(DEPLOYING, "rolling", "\n".join(rolling_section(rolling)))
         if protocols:
             docgen.replace(DEPLOYING, "capacity", "\n".join(capacity_section(protocols)))
+        stream = _load("stream")
+        if stream:
+            docgen.replace(STREAM, "stream", "\n".join(stream_section(stream)))
     except ValueError as exc:
         print(f"bench.report: {exc}", file=sys.stderr)
         return 1

@@ -40,6 +40,9 @@ def kernel_section(report: dict[str, Any]) -> list[str]:
     overheads = {
         "guard": "envelope guard overhead (guarded vs onnx-gridscore)",
         "attribution": "attribution overhead (served vs guarded)",
+        "sorted": "rows sorted from 32 rows, every attribution (served-sorted vs served)",
+        "flagged": "the service's default from 32 rows: score with rows sorted, flagged rows' "
+        "attribution (flagged vs served)",
     }
     for pair, title in overheads.items():
         if f"{pair}_overhead" in report:

@@ -72,6 +72,11 @@ def test_benchmark_tables_are_rendered_from_the_results() -> None:
         docgen.section(deploying, "capacity").strip()
         == "\n".join(report.capacity_section(protocols)).strip()
     ), "docs/deploying.md is stale: run python -m bench.report"
+    stream = json.loads((ROOT / "bench" / "results" / "stream.json").read_text())
+    assert (
+        docgen.section((ROOT / "docs" / "stream.md").read_text(), "stream").strip()
+        == "\n".join(report.stream_section(stream)).strip()
+    ), "docs/stream.md is stale: run python -m bench.report"
 
 
 def test_module_map_lists_every_module_and_nothing_else() -> None:
