@@ -279,8 +279,11 @@ def shadow_comparison(model_dir: Path, seconds: float, rounds: int) -> dict[str,
             parity_points=2_000,
             options=pipeline.ConvertOptions(forest=pipeline.ForestParams(seed=2)),
         ).metadata.digest
-        for path in model_dir.glob(f"{live.stem}.*"):
-            shutil.copy(path, models)
+        for path in model_dir.glob(f"{live.stem}.*"):  # the large-batch graphs' folder too
+            if path.is_dir():
+                shutil.copytree(path, models / path.name)
+            else:
+                shutil.copy(path, models)
         body = Path(tmp) / "batch-1.json"
         body.write_bytes(loadgen.make_bodies(1, 1, 7, 0.0)[0].content)
         pinned = live.stem.rsplit("-", 1)[-1]

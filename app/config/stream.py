@@ -95,8 +95,9 @@ class StreamSettings:
     )
     batch: int = setting(
         "STREAM_BATCH",
-        500,
-        "most messages judged in one cycle, scored in one onnxruntime call",
+        1_000,
+        "most messages judged in one cycle, scored in one onnxruntime call (a cycle takes what "
+        "has arrived, up to this: small under a light load, large under a backlog)",
         integer(minimum=1),
     )
     in_flight: int = setting(

@@ -190,8 +190,8 @@ class Metrics:
         # The stream worker (app/stream): what it consumed, published and raised.
         self.stream_messages = Counter(
             "stream_messages_total",
-            "Reading messages by what became of them: consumed, acknowledged (cycles; one "
-            "acknowledgement covers its partition's messages before it), redelivered, "
+            "Reading messages by what became of them: consumed, acknowledged (after "
+            "their verdicts, alarms and partition state were stored), redelivered, "
             "already_judged (skipped), dead_lettered.",
             ["outcome"],
             registry=r,

@@ -76,6 +76,7 @@ class Cycle:
     last: dict[int, Msg]  # partition -> its last message in this cycle (acknowledged)
     times_ns: list[int]  # each scored message's publish time
     alarms: dict[str, int] = field(default_factory=dict)
+    messages: dict[int, int] = field(default_factory=dict)  # partition -> messages taken
 
 
 class StreamWorker:
@@ -367,6 +368,7 @@ class StreamWorker:
         self._consumed.inc(len(messages))
         out: list[tuple[str, bytes, dict[str, str] | None]] = []
         last: dict[int, Msg] = {}
+        taken: dict[int, int] = {}
         # What is scored: (message, site, sensor, partition, seq, ts, first row, rows)
         scored: list[tuple[Msg, str, str, Partition, int, int, int, int]] = []
         readings: list[Any] = []
@@ -378,6 +380,7 @@ class StreamWorker:
                 continue  # no longer ours: its next holder starts after its checkpoint
             seq, delivered, ts = broker.reply_fields(msg.reply)
             last[number] = msg
+            taken[number] = taken.get(number, 0) + 1
             if delivered > 1:
                 redelivered += 1
             if seq <= part.applied:
@@ -475,7 +478,7 @@ class StreamWorker:
             if number in self.partitions
         }
         published = await self.publisher.send(out)
-        cycle = Cycle(published, checkpoints, last, [s[5] for s in scored], counts)
+        cycle = Cycle(published, checkpoints, last, [s[5] for s in scored], counts, taken)
         await self._settling.put(cycle)
 
     def _dead_letter(
@@ -495,46 +498,78 @@ class StreamWorker:
         return subjects.dead_subject(site, sensor), msg.data, headers
 
     async def _settle_loop(self) -> None:
-        """Settle cycles in order: stored, then checkpointed, then acknowledged."""
+        """Settle cycles in order: stored, then checkpointed, then acknowledged. The cycles
+        waiting when one is taken are settled with it: their publishes are awaited, and each
+        partition's newest checkpoint alone is written (every partition's at once) and its
+        newest message acknowledged. Settling cycle by cycle cost a key-value round trip per
+        partition per cycle, one after another; under a light load (many small cycles) that,
+        not scoring, set the pace, and readings queued behind it (publish-to-verdict p50 17 ms
+        at 8,000 readings/s, 600 ms at 17,000, with the worker two-thirds idle)."""
         while True:
-            cycle = await self._settling.get()
+            cycles = [await self._settling.get()]
+            while not self._settling.empty():
+                cycles.append(self._settling.get_nowait())
             try:
-                if cycle is not None and not self._resetting:
-                    await self._settle(cycle)
+                if not self._resetting:
+                    await self._settle([c for c in cycles if c is not None])
             except broker.PublishFailed as exc:
                 log.warning("publishing failed (%s); resuming from the checkpoints", exc)
-                self._settling.task_done()
+                self._done(cycles)
                 await self._reset("publish failed")
                 continue
             except Exception:
                 log.exception("settling a cycle failed; resuming from the checkpoints")
-                self._settling.task_done()
+                self._done(cycles)
                 await self._reset("settle failed")
                 continue
+            self._done(cycles)
+
+    def _done(self, cycles: list[Cycle | None]) -> None:
+        for _ in cycles:
             self._settling.task_done()
 
-    async def _settle(self, cycle: Cycle) -> None:
-        await cycle.published
+    async def _settle(self, cycles: list[Cycle]) -> None:
+        if not cycles:
+            return
+        for cycle in cycles:
+            await cycle.published
         stored_ns = time.time_ns()
-        for number, data in cycle.checkpoints.items():
-            part = self.partitions.get(number)
-            if part is None:
-                continue
-            try:
-                part.revision = await self._write_state(number, data, part.revision)
-            except KeyWrongLastSequenceError:
-                await self._lost(number)  # fenced: another holder took it; its work stands
-                continue
-            msg = cycle.last.get(number)
-            if msg is not None:
-                await msg.ack()
-                self._acked.inc()
+        checkpoints: dict[int, bytes] = {}
+        last: dict[int, Msg] = {}
+        for cycle in cycles:  # later cycles' checkpoints and messages replace earlier ones
+            checkpoints.update(cycle.checkpoints)
+            last.update(cycle.last)
+        messages = {
+            number: sum(cycle.messages.get(number, 0) for cycle in cycles) for number in last
+        }
+        await asyncio.gather(
+            *(
+                self._checkpoint(number, data, last.get(number), messages.get(number, 0))
+                for number, data in checkpoints.items()
+            )
+        )
         metrics = self.metrics
-        if cycle.times_ns:
-            waited = (stored_ns - np.asarray(cycle.times_ns, dtype=np.int64)) / 1e9
+        times = [t for cycle in cycles for t in cycle.times_ns]
+        if times:
+            waited = (stored_ns - np.asarray(times, dtype=np.int64)) / 1e9
             observe_many(metrics.stream_publish_to_verdict, np.maximum(waited, 0.0))
-        for event, n in cycle.alarms.items():
-            metrics.stream_alarms.labels(event).inc(n)
+        for cycle in cycles:
+            for event, n in cycle.alarms.items():
+                metrics.stream_alarms.labels(event).inc(n)
+
+    async def _checkpoint(self, number: int, data: bytes, msg: Msg | None, covers: int) -> None:
+        """Write a partition's state, then acknowledge every message up to its newest."""
+        part = self.partitions.get(number)
+        if part is None:
+            return
+        try:
+            part.revision = await self._write_state(number, data, part.revision)
+        except KeyWrongLastSequenceError:
+            await self._lost(number)  # fenced: another holder took it; its work stands
+            return
+        if msg is not None:
+            await msg.ack()
+            self._acked.inc(covers)
 
     async def _measure_lag(self) -> None:
         """Each held partition's lag (pending plus unacknowledged, as KEDA reads it)."""

@@ -251,8 +251,12 @@ def test_sighup_and_a_watched_folder_pick_up_a_new_artifact(
         models, tmp_path, command="api", MODEL_WATCH="0.5", LOG_LEVEL="warning"
     ) as server:
         assert httpx.get(f"{server.url}/health").json()["model"]["digest"] == b
-        for path in sorted(third.iterdir(), key=lambda p: p.suffix == ".onnx"):  # model last
-            shutil.copy(path, models)
+        # The large-batch graphs' folder and the metadata first, the model last (docs/model.md)
+        for path in sorted(third.iterdir(), key=lambda p: p.suffix == ".onnx"):
+            if path.is_dir():
+                shutil.copytree(path, models / path.name)
+            else:
+                shutil.copy(path, models)
         deadline = time.monotonic() + 5
         while httpx.get(f"{server.url}/health").json()["model"]["digest"] != c:
             assert time.monotonic() < deadline

@@ -33,6 +33,8 @@ def test_quick_kernel_benchmark_writes_json_table_and_plot(tmp_path: Path) -> No
         "onnx-gridscore",
         "onnx-gridscore-guarded",
         "onnx-gridscore-served",
+        "onnx-gridscore-served-sorted",
+        "onnx-gridscore-flagged",
     ]
     for backend in report["backends"]:
         assert backend["parity"]["holds"], backend
@@ -45,10 +47,12 @@ def test_quick_kernel_benchmark_writes_json_table_and_plot(tmp_path: Path) -> No
     assert "median us" in done.stdout
     svg = out.with_suffix(".svg").read_text()
     assert svg.startswith("<svg")
-    assert svg.count("<polyline") == 5
+    assert svg.count("<polyline") == 7
     for name, base, variant in (
         ("guard", "onnx-gridscore", "onnx-gridscore-guarded"),
         ("attribution", "onnx-gridscore-guarded", "onnx-gridscore-served"),
+        ("sorted", "onnx-gridscore-served", "onnx-gridscore-served-sorted"),
+        ("flagged", "onnx-gridscore-served", "onnx-gridscore-flagged"),
     ):
         for batch in ("1", "100"):
             pair = report[f"{name}_pair"][batch]

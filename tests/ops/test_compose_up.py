@@ -5,6 +5,8 @@ the rules evaluate, and ``down`` leaves nothing running."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import shlex
@@ -16,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 
 from tests.support.servers import free_port
+from tests.support.stream import wait_for_verdicts
 from tests.support.tools import require_tool
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
@@ -51,10 +55,13 @@ def stack() -> Iterator[dict[str, Any]]:
     if not (ROOT / up[0]).exists():
         pytest.fail(f"{up[0]} is missing: make ops-tools (or make test) installs it")
     images.make_base()  # python3 ops/images.py all, as the docs say
-    images.build(["scorer", "dashboard", "prometheus"])
+    images.build(["scorer", "dashboard", "prometheus", "nats"])
     # The two host ports are the documented variables; the project name keeps a stack of the
     # user's own out of the test's way. Nothing else: no containers.conf, no limits of its own.
-    ports = {"DASHBOARD_PORT": str(free_port()), "PROMETHEUS_PORT": str(free_port())}
+    ports = {
+        name: str(free_port())
+        for name in ("DASHBOARD_PORT", "PROMETHEUS_PORT", "NATS_PORT", "MQTT_PORT")
+    }
     env = {**os.environ, **ports}
 
     def run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -67,16 +74,18 @@ def stack() -> Iterator[dict[str, Any]]:
         return done
 
     down = [*documented_compose("down"), "-t", "10"]
-    run(down, check=False)  # a stack left by an interrupted run
+    wipe = [*down, "-v"]  # the test's own clean-up also removes the broker's volume
+    run(wipe, check=False)  # a stack left by an interrupted run
     try:
         run(up)
         yield {
             "dashboard": f"http://127.0.0.1:{ports['DASHBOARD_PORT']}",
             "prometheus": f"http://127.0.0.1:{ports['PROMETHEUS_PORT']}",
+            "nats": f"nats://127.0.0.1:{ports['NATS_PORT']}",
             "down": lambda: run(down),
         }
     finally:
-        run(down, check=False)
+        run(wipe, check=False)
 
 
 def _wait(check: Any, what: str, timeout: float = 120.0) -> Any:
@@ -163,7 +172,34 @@ def test_prometheus_scrapes_every_replica_and_its_rules_evaluate(stack: dict[str
     assert _wait(training_shares, "a recorded series from the scorers' metrics")
 
 
+def test_the_stream_worker_scores_readings_published_to_the_stacks_broker(
+    stack: dict[str, Any],
+) -> None:
+    async def publish_and_collect() -> list[Any]:
+        deadline = time.monotonic() + 120
+        while True:  # the worker creates the streams once it is up
+            try:
+                nc = await nats.connect(stack["nats"], connect_timeout=2)
+                js = nc.jetstream(timeout=5)
+                await js.stream_info("GRID")
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1)
+        for i in range(20):
+            reading = {"voltage": 230.0 + i % 3, "current": 10.0, "frequency": 50.0}
+            await js.publish("grid.readings.compose.pmu1", json.dumps(reading).encode())
+        verdicts = await wait_for_verdicts(js, 20, timeout=60)
+        await nc.close()
+        return verdicts
+
+    verdicts = asyncio.run(publish_and_collect())
+    assert {v.sensor for v in verdicts} == {"compose.pmu1"}
+
+
 def test_down_leaves_nothing_running(stack: dict[str, Any]) -> None:
-    assert len(_running()) == 4  # two scorers, the dashboard, Prometheus
+    # Two scorers, the dashboard, Prometheus, NATS, the stream worker.
+    assert len(_running()) == 6
     stack["down"]()
     assert _running() == []

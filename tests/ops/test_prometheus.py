@@ -85,6 +85,7 @@ def test_prometheus_scrapes_gridscore_and_loads_the_rules(model_dir: Path, tmp_p
                 "gridscore.recording",
                 "gridscore.drift",
                 "gridscore.alerts",
+                "gridscore.stream",
             }
             # Loaded and parsed; a group not evaluated yet reports "unknown", a broken one "err".
             assert all(r["health"] in {"ok", "unknown"} for g in rules for r in g["rules"]), rules
@@ -97,6 +98,12 @@ def test_prometheus_scrapes_gridscore_and_loads_the_rules(model_dir: Path, tmp_p
                 "GridscoreAnomalyRateOffExpectation",
                 "GridscoreDriftModerate",
                 "GridscoreDriftSignificant",
+            }
+            stream = next(g for g in rules if g["name"] == "gridscore.stream")
+            assert {r["name"] for r in stream["rules"] if r["type"] == "alerting"} == {
+                "GridscoreStreamLagGrowing",
+                "GridscoreStreamDeadLetters",
+                "GridscoreStreamBrokerUnreachable",
             }
             ready = _query(base, 'sum(scorer_ready{job="gridscore"})')
             assert float(ready[0]["value"][1]) == 2  # type: ignore[index]  # both workers
