@@ -156,6 +156,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
     except SettingsError as exc:
         return _fail(str(exc))
+    from app.runtime import tls  # the standard library's ssl; no server yet
+    from app.serving.keys import check_key_files
+
+    security = settings.security
+    if setup_problem := tls.check(security) or check_key_files(
+        security.api_key_file, security.admin_key_file
+    ):
+        return _fail(setup_problem)
     if args.command == "dashboard":
         if not settings.dashboard.backend_url:
             return _fail("the dashboard alone needs BACKEND_URL, the scorer's base URL")
@@ -205,13 +213,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    """Exit 0 when GET http://127.0.0.1:<port><path> answers 200 (container health checks)."""
+    """Exit 0 when GET http(s)://127.0.0.1:<port><path> answers 200 (container health checks;
+    HTTPS when TLS_CERT_FILE is set)."""
     import urllib.error
     import urllib.request
 
-    url = f"http://127.0.0.1:{args.port}{args.path}"
+    security = Settings.from_env().security
+    context = None
+    if security.tls:
+        # This process's own listener on loopback: its certificate names the service, not
+        # 127.0.0.1, and nothing secret is sent, so it is not verified here. Under mutual TLS
+        # for every route the probe presents the dashboard's client pair (BACKEND_CERT_FILE).
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        if security.backend_cert_file:
+            context.load_cert_chain(security.backend_cert_file, security.backend_key_file)
+    url = f"{'https' if context else 'http'}://127.0.0.1:{args.port}{args.path}"
     try:
-        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+        with urllib.request.urlopen(url, timeout=args.timeout, context=context) as response:  # noqa: S310 (http(s) only)
             return 0 if response.status == 200 else 1
     except (urllib.error.URLError, OSError) as exc:
         print(f"gridscore probe: {url}: {exc}", file=sys.stderr)

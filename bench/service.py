@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import re
+import ssl
 import statistics
 import subprocess
 import sys
@@ -46,10 +47,12 @@ def server(
     workers: int,
     command: list[str] | None = None,
     source: Path | None = None,
+    tls: ssl.SSLContext | None = None,
     **env: str,
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
     """A running server; yields (process, port, seconds from spawn to the first 200 /health).
-    ``source``: another checkout of gridscore to run instead (a baseline)."""
+    ``source``: another checkout of gridscore to run instead (a baseline); ``tls``: the client
+    context its /health is asked with (a server with TLS_CERT_FILE)."""
     with tempfile.TemporaryDirectory(prefix="gridscore-bench-") as tmp:
         if command is None:
             # `gridscore api`: the scorer as deployed (the dashboard runs in its own process).
@@ -58,6 +61,7 @@ def server(
                 Path(tmp),
                 command="api",
                 source=source,
+                tls=tls,
                 WORKERS=str(workers),
                 LOG_LEVEL="warning",
                 **env,

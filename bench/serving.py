@@ -11,6 +11,7 @@ import functools
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -27,12 +28,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def health_ok(port: int) -> bool:
-    """Whether ``GET /health`` on the port answers 200 right now."""
+def health_ok(port: int, tls: ssl.SSLContext | None = None) -> bool:
+    """Whether ``GET /health`` on the port answers 200 right now (over TLS with ``tls``)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            return sock.recv(16).startswith(b"HTTP/1.1 200")
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as raw:
+            sock = tls.wrap_socket(raw, server_hostname="localhost") if tls else raw
+            with sock:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                return sock.recv(16).startswith(b"HTTP/1.1 200")
     except OSError:
         return False
 
@@ -69,15 +72,18 @@ def run_server(
     log_dir: Path,
     timeout: float = 60.0,
     cwd: Path | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> Iterator[RunningServer]:
-    """Run ``argv`` until the block ends; waits for /health on ``port`` to answer 200."""
+    """Run ``argv`` until the block ends; waits for /health on ``port`` to answer 200 (over
+    TLS with the client context ``tls``)."""
     log_path = log_dir / f"server-{port}-{time.monotonic_ns()}.log"
     started = time.perf_counter()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(argv, env=env, stdout=log, stderr=log, cwd=cwd)
-    server = RunningServer(process, port, f"http://127.0.0.1:{port}", log_path, 0.0)
+    scheme = "https" if tls else "http"
+    server = RunningServer(process, port, f"{scheme}://127.0.0.1:{port}", log_path, 0.0)
     try:
-        while not health_ok(port):
+        while not health_ok(port, tls):
             if process.poll() is not None:
                 raise RuntimeError(f"{argv} exited with {process.returncode}:\n{server.log()}")
             if time.perf_counter() - started > timeout:
@@ -118,6 +124,7 @@ def gridscore_serve(
     command: str = "serve",
     port: int | None = None,
     source: Path | None = None,
+    tls: ssl.SSLContext | None = None,
     **env: str,
 ) -> Iterator[RunningServer]:
     """``gridscore <command>`` (serve, api or dashboard) with the artifact in ``model_dir``;
@@ -147,6 +154,7 @@ def gridscore_serve(
             log_dir or Path(fallback),
             timeout,
             cwd=source,
+            tls=tls,
         ) as server,
     ):
         yield server

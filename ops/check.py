@@ -4,13 +4,15 @@
 
 Steps: yamllint; kustomize render (kubectl kustomize); kubernetes-validate --strict on the
 rendered manifests (its WARN lines count as failures: it exits 0 on an unknown apiVersion);
-hadolint on the Dockerfiles; the Compose file against the compose-spec schema; the KServe
+hadolint on the Dockerfiles; the KServe
 ServingRuntime and InferenceService against KServe's CRD schemas (vendored, made strict); the
 stream overlay (ops/k8s/stream) rendered and validated the same way, its KEDA ScaledObject
-against KEDA's CRD schema (vendored, made strict); the NATS configurations (nats-server -t);
-checkov on the rendered manifests and the Dockerfiles, skipping only the checks in
-checkov-skips.json, each with its reason; promtool check and test on the Prometheus rules;
-the Grafana dashboard's JSON.
+against KEDA's CRD schema (vendored, made strict); the TLS overlay (ops/k8s-tls: HTTPS, key
+files, an Ingress with TLS) rendered, validated and policy-checked as the base is; the NATS
+configurations (nats-server -t); the Compose files (compose.yaml, compose.tls.yaml) against
+the compose-spec schema; checkov on the rendered manifests and the Dockerfiles, skipping only
+the checks in checkov-skips.json, each with its reason; promtool check and test on the
+Prometheus rules; the Grafana dashboard's JSON.
 Every step runs; the exit status is 1 if any failed. Tools come from .venv-ops (make ops-check
 sets it up from ops/requirements-tools.lock) or PATH; promtool from Debian's prometheus.
 """
@@ -128,12 +130,19 @@ class Checker:
                 fail_on=("WARN", "ERROR"),
             )
         self.stream_overlay(kubectl, validate, jsonschema, checkov)
+        self.tls_overlay(kubectl, validate, checkov)
         self.nats_configs()
         dockerfiles = sorted(ops.glob("Dockerfile.*"))
         self.run("hadolint", [hadolint, *map(str, dockerfiles)])
         self.run(
             "compose schema",
-            [jsonschema, "--builtin-schema", "vendor.compose-spec", str(ops / "compose.yaml")],
+            [
+                jsonschema,
+                "--builtin-schema",
+                "vendor.compose-spec",
+                str(ops / "compose.yaml"),
+                str(ops / "compose.tls.yaml"),
+            ],
         )
         self.kserve(jsonschema)
         skips = self.skips()
@@ -239,6 +248,38 @@ class Checker:
                 "kubernetes",
                 "-f",
                 str(core_file),
+                "--skip-check",
+                self.skips(),
+            ],
+        )
+
+    def tls_overlay(self, kubectl: str, validate: str, checkov: str) -> None:
+        """ops/k8s-tls (the base with HTTPS, key files and an Ingress with TLS): rendered,
+        validated and policy-checked as the base is."""
+        rendered = self.run(
+            "kustomize render tls", [kubectl, "kustomize", str(self.ops / "k8s-tls")]
+        )
+        if not rendered:
+            return
+        manifests = self.work / "tls.yaml"
+        manifests.write_text(rendered)
+        if "kind: Ingress\n" not in rendered or "secretName: anomaly-ingress-tls" not in rendered:
+            self.fail("tls ingress", "ops/k8s-tls renders no Ingress with its TLS Secret")
+        self.run(
+            "kubernetes-validate --strict tls",
+            [validate, "--strict", str(manifests)],
+            fail_on=("WARN", "ERROR"),
+        )
+        self.run(
+            "checkov kubernetes tls",
+            [
+                checkov,
+                "--quiet",
+                "--compact",
+                "--framework",
+                "kubernetes",
+                "-f",
+                str(manifests),
                 "--skip-check",
                 self.skips(),
             ],

@@ -3,6 +3,7 @@
     python ops/images.py base     # debootstrap Debian bookworm (python3) and podman import it
     python ops/images.py build    # the images on that base (scorer, dashboard, Prometheus)
     python ops/images.py sizes    # image sizes
+    python ops/images.py sbom     # each built image's SBOM into sbom/ (make sbom)
 
 Registry base images cannot be pulled on these machines, so the base image is a build
 argument: the Dockerfiles default to python:3.11-slim-bookworm, and here they get a bookworm
@@ -10,11 +11,17 @@ root filesystem made by debootstrap. debootstrap fetches from the Debian mirror 
 apt is configured with (its deb822 ``.sources`` or one-line ``.list`` files), so the build
 follows the machine's package source, whatever it is; ``--mirror`` overrides it. pip inside
 the build uses the host's CA bundle.
+
+Each image built gets one last layer: its CycloneDX SBOM (ops/sbom.py, read from the image's
+own files: its Python packages and Debian packages) at ``/usr/share/gridscore/sbom.cdx.json``,
+and the OCI labels ``org.opencontainers.image.source``, ``.revision`` (the commit) and
+``.created``; the SBOM is also written to ``sbom/<image>.cdx.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import re
 import shutil
@@ -38,6 +45,10 @@ PODMAN = ["podman", "--runtime", "runc"]
 # "error setting rlimit"): the same modest limits as ops/compose.yaml sets for its containers.
 ULIMITS = ["--ulimit", "nofile=8192:8192", "--ulimit", "nproc=4096:4096"]
 SUITE = "bookworm"
+SBOM_DIR = ROOT / "sbom"
+SBOM_PATH = "/usr/share/gridscore/sbom.cdx.json"
+# The virtual environments each image installs its Python packages into.
+VENVS = {"scorer": ["/opt/gridscore"], "dashboard": ["/opt/gridscore"], "nats": ["/opt/nats"]}
 APT_DIR = Path("/etc/apt")
 
 
@@ -193,6 +204,85 @@ def build(names: list[str], base: str = BASE) -> None:
             cwd=ROOT,
             check=True,
         )
+        finish(name)
+
+
+def _git(*argv: str) -> str:
+    done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def write_sbom(name: str) -> Path:
+    """The image's SBOM, from its files (mounted read-only), into sbom/<name>.cdx.json."""
+    tag = IMAGES[name][0]
+    root = subprocess.run(
+        [*PODMAN, "image", "mount", tag], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    SBOM_DIR.mkdir(exist_ok=True)
+    out = SBOM_DIR / f"{name}.cdx.json"
+    try:
+        venvs = [arg for venv in VENVS.get(name, []) for arg in ("--venv", venv)]
+        subprocess.run(
+            [sys.executable, str(ROOT / "ops" / "sbom.py"), "--root", root, "--name",
+             f"gridscore-{name}", "--version", VERSION, *venvs, "--out", str(out)],
+            check=True,
+        )  # fmt: skip
+    finally:
+        subprocess.run([*PODMAN, "image", "unmount", tag], capture_output=True, check=False)
+    return out
+
+
+def finish(name: str) -> None:
+    """The last layer of a built image: its SBOM and the OCI labels."""
+    tag = IMAGES[name][0]
+    sbom = write_sbom(name)
+    labels = {
+        "org.opencontainers.image.source": _git("config", "--get", "remote.origin.url")
+        or "gridscore",
+        "org.opencontainers.image.revision": _git("rev-parse", "HEAD") or "unknown",
+        "org.opencontainers.image.created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "org.opencontainers.image.version": VERSION,
+        "org.opencontainers.image.title": f"gridscore-{name}",
+    }
+    containerfile = "\n".join(
+        [
+            f"FROM {tag}",
+            f"COPY {sbom.name} {SBOM_PATH}",
+            *(f"LABEL {key}={json.dumps(value)}" for key, value in labels.items()),
+        ]
+    )
+    with tempfile.TemporaryDirectory(prefix="gridscore-sbom-") as tmp:
+        shutil.copy(sbom, Path(tmp) / sbom.name)
+        (Path(tmp) / "Containerfile").write_text(containerfile + "\n")
+        subprocess.run(
+            [*PODMAN, "build", *ULIMITS, "-f", "Containerfile", "-t", tag, "."],
+            cwd=tmp,
+            check=True,
+        )
+
+
+def sboms() -> list[Path]:
+    """Each built image's embedded SBOM, copied out to sbom/ (``make sbom``)."""
+    written = []
+    SBOM_DIR.mkdir(exist_ok=True)
+    for name, (tag, _) in IMAGES.items():
+        if not exists(tag):
+            raise ImageError(f"{tag} is not built: python ops/images.py all")
+        root = subprocess.run(
+            [*PODMAN, "image", "mount", tag], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        try:
+            embedded = Path(root) / SBOM_PATH.lstrip("/")
+            if not embedded.exists():
+                raise ImageError(
+                    f"{tag} has no {SBOM_PATH}: rebuild it (python ops/images.py build)"
+                )
+            out = SBOM_DIR / f"{name}.cdx.json"
+            shutil.copy(embedded, out)
+            written.append(out)
+        finally:
+            subprocess.run([*PODMAN, "image", "unmount", tag], capture_output=True, check=False)
+    return written
 
 
 def sizes() -> dict[str, int]:
@@ -211,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("step", choices=["base", "build", "sizes", "all"])
+    parser.add_argument("step", choices=["base", "build", "sizes", "sbom", "all"])
     parser.add_argument("--force", action="store_true", help="rebuild the base image")
     parser.add_argument(
         "--mirror", help="Debian mirror for debootstrap (default: the one the host's apt uses)"
@@ -225,6 +315,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.step in ("build", "all"):
         build(list(IMAGES))
+    if args.step == "sbom":
+        try:
+            for path in sboms():
+                print(f"wrote {path.relative_to(ROOT)}")
+        except ImageError as exc:
+            print(f"ops/images.py: {exc}", file=sys.stderr)
+            return 2
     if args.step in ("sizes", "all"):
         for name, size in sizes().items():
             print(f"{IMAGES[name][0]}: {size / 2**20:.0f} MiB")

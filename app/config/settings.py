@@ -10,6 +10,7 @@ from typing import Any
 from app.config.dashboard import DashboardSettings
 from app.config.limits import LimitSettings
 from app.config.model import ModelSettings
+from app.config.security import SecuritySettings
 from app.config.server import ServerSettings
 from app.config.stream import StreamSettings
 
@@ -27,6 +28,7 @@ SECTIONS: dict[str, type[Any]] = {
     "limits": LimitSettings,
     "dashboard": DashboardSettings,
     "stream": StreamSettings,
+    "security": SecuritySettings,
 }
 
 
@@ -39,6 +41,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     stream: StreamSettings = field(default_factory=StreamSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -48,4 +51,5 @@ class Settings:
 
     def dashboard_backend(self) -> str:
         """The scorer the dashboard uses: BACKEND_URL, else this process."""
-        return self.dashboard.backend_url or f"http://127.0.0.1:{self.server.port}"
+        scheme = "https" if self.security.tls else "http"
+        return self.dashboard.backend_url or f"{scheme}://127.0.0.1:{self.server.port}"

@@ -15,7 +15,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from app.config import Settings
-from app.dashboard import routes
+from app.dashboard import http1, routes
 from app.dashboard.alarms import AlarmHub, since
 from app.dashboard.backend import Backend
 from app.dashboard.bursts import BurstLimits, BurstRunner
@@ -23,6 +23,7 @@ from app.dashboard.charts import share_bar
 from app.dashboard.drift import DriftWatch
 from app.dashboard.streams import StreamHub
 from app.runtime.signals import on_stop_signal
+from app.serving.keys import key_rings
 from app.serving.parts import Part, constant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,12 +69,22 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
 def dashboard_part(settings: Settings, template: TemplateConfig[JinjaTemplateEngine]) -> Part:
     """Dashboard routes and their state (streams, bursts), talking to the configured scorer."""
     backend_url = settings.dashboard_backend()
+    if backend_url.startswith("https://"):
+        security = settings.security
+        http1.configure_tls(
+            security.backend_ca_file,
+            security.backend_cert_file,
+            security.backend_key_file,
+            itself=not settings.dashboard.backend_url,
+        )
 
     def render(name: str, context: Any) -> str:
         return str(template.engine_instance.get_template(name).render(**context))
 
-    # With API_KEY set, the dashboard presents the first key to the scorer.
-    api_key = settings.limits.api_keys[0] if settings.limits.api_keys else ""
+    # With API_KEY (or API_KEY_FILE) set, the dashboard presents the first key to the scorer,
+    # read again as the file changes.
+    api_keys, admin_keys = key_rings(settings)
+    api_key = api_keys.first
     hub = StreamHub(backend_url, render, api_key=api_key)
     bursts = BurstRunner(
         backend_url,
@@ -85,7 +96,7 @@ def dashboard_part(settings: Settings, template: TemplateConfig[JinjaTemplateEng
         ),
         api_key=api_key,
     )
-    admin_key = settings.limits.admin_keys[0] if settings.limits.admin_keys else ""
+    admin_key = admin_keys.first
     backend = Backend(backend_url, api_key=api_key, admin_key=admin_key)
     alarms = AlarmHub(settings.stream.nats_urls, settings.stream.name, render)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -31,15 +32,27 @@ _decode_error = msgspec.json.Decoder(ErrorBody).decode
 _encode = msgspec.json.Encoder().encode
 
 
+KeySource = str | Callable[[], str]  # a key, or where to read the current one (a key file's)
+
+
+def key_headers(name: str, source: KeySource) -> tuple[tuple[str, str], ...]:
+    key = source() if callable(source) else source
+    return ((name, key),) if key else ()
+
+
 class Backend:
     """Posts batches to ``/predict`` and reads ``/health`` of one scorer."""
 
     def __init__(
-        self, base_url: str, timeout: float = 5.0, api_key: str = "", admin_key: str = ""
+        self,
+        base_url: str,
+        timeout: float = 5.0,
+        api_key: KeySource = "",
+        admin_key: KeySource = "",
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.headers = (("X-API-Key", api_key),) if api_key else ()
-        self.admin_headers = (("X-Admin-Key", admin_key),) if admin_key else ()
+        self._api_key = api_key
+        self._admin_key = admin_key
         self.predict_target = Target.parse(f"{self.base_url}/predict")
         self.health_target = Target.parse(f"{self.base_url}/health")
         self.model_target = Target.parse(f"{self.base_url}/model")
@@ -48,6 +61,14 @@ class Backend:
         self._model_at = 0.0
         self._idle: list[Connection] = []
         self.connections_opened = 0
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        return key_headers("X-API-Key", self._api_key)
+
+    @property
+    def admin_headers(self) -> tuple[tuple[str, str], ...]:
+        return key_headers("X-Admin-Key", self._admin_key)
 
     async def _request(self, target: Target, raw: bytes, fresh: bool) -> Response:
         conn = None

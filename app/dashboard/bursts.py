@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any
 
 from app.contract.api import ModelResponse
+from app.dashboard.backend import KeySource, key_headers
 from app.dashboard.charts import served_by_bars
 from app.dashboard.forms import ParamError, form_flag, form_number
 from app.dashboard.loadrun import LoadRun, LoadSpec
@@ -77,9 +78,9 @@ class Burst:
 class BurstRunner:
     """Starts bursts against the configured backend only; refuses a second while one runs."""
 
-    def __init__(self, backend_url: str, limits: BurstLimits, api_key: str = "") -> None:
+    def __init__(self, backend_url: str, limits: BurstLimits, api_key: KeySource = "") -> None:
         self.base_url = backend_url.rstrip("/")
-        self.headers = (("X-API-Key", api_key),) if api_key else ()
+        self.api_key = api_key
         self.limits = limits
         self.current: Burst | None = None
         self._ids = itertools.count(1)
@@ -98,7 +99,7 @@ class BurstRunner:
             duration=limits.max_seconds,
             new_connection=form_flag(form, "new_connection"),
             timeout=5.0,
-            headers=self.headers,
+            headers=key_headers("X-API-Key", self.api_key),
             protocol=protocol,
         )
         if kind == "concurrent":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -23,13 +24,43 @@ class Target:
     host: str
     port: int
     path: str
+    tls: bool = False
 
     @classmethod
     def parse(cls, url: str) -> Target:
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"only http://host:port/path URLs are supported, got {url!r}")
-        return cls(parts.hostname, parts.port or 80, parts.path or "/")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"only http(s)://host:port/path URLs are supported, got {url!r}")
+        tls = parts.scheme == "https"
+        return cls(parts.hostname, parts.port or (443 if tls else 80), parts.path or "/", tls)
+
+
+# The context HTTPS targets are verified with: the system's CAs until the dashboard configures
+# its own (BACKEND_CA_FILE, and a client certificate for a scorer that requires one).
+_client_tls: dict[str, ssl.SSLContext] = {}
+
+
+def configure_tls(
+    ca_file: str = "", cert_file: str = "", key_file: str = "", itself: bool = False
+) -> ssl.SSLContext:
+    """The client context for HTTPS targets; OSError or ssl.SSLError if a file is unusable.
+    ``itself``: the target is this process's own listener on loopback (``gridscore serve``),
+    whose certificate names the service, not 127.0.0.1: no host name is checked, and the
+    chain only against ``ca_file`` when one is given (else not: the bytes never leave the
+    process's own loopback connection)."""
+    context = ssl.create_default_context(cafile=ca_file or None)
+    if itself:
+        context.check_hostname = False
+        if not ca_file:
+            context.verify_mode = ssl.CERT_NONE
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file or None)
+    _client_tls["context"] = context
+    return context
+
+
+def client_context() -> ssl.SSLContext:
+    return _client_tls.get("context") or configure_tls()
 
 
 def build_request(
@@ -82,7 +113,12 @@ class Connection:
 
     @classmethod
     async def connect(cls, target: Target) -> Connection:
-        reader, writer = await asyncio.open_connection(target.host, target.port)
+        if target.tls:
+            reader, writer = await asyncio.open_connection(
+                target.host, target.port, ssl=client_context(), server_hostname=target.host
+            )
+        else:
+            reader, writer = await asyncio.open_connection(target.host, target.port)
         return cls(reader, writer)
 
     async def request(self, raw: bytes) -> Response:

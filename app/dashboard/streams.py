@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.dashboard.backend import Backend, BackendError
+from app.dashboard.backend import Backend, BackendError, KeySource
 from app.dashboard.charts import Point, readings_chart, served_by_bars
 from app.dashboard.forms import ParamError, form_flag, form_number
 from app.dashboard.loadrun import percentile
@@ -177,7 +177,11 @@ class StreamHub:
     """All streams of this dashboard process."""
 
     def __init__(
-        self, backend_url: str, render: Render, max_streams: int = 16, api_key: str = ""
+        self,
+        backend_url: str,
+        render: Render,
+        max_streams: int = 16,
+        api_key: KeySource = "",
     ) -> None:
         self.backend_url = backend_url
         self.api_key = api_key

@@ -9,7 +9,6 @@ runs, is 409. Each answer says what is served now.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -24,6 +23,7 @@ from app.contract.api import ErrorBody
 from app.contract.errors import ApiError
 from app.model.swap import ModelSwitcher, SwapRefused
 from app.serving.admission import key_matches
+from app.serving.keys import KeyRing
 
 _ERRORS = {
     400: 'The body is not {"digest": "<6 to 64 hex characters>"}.',
@@ -61,26 +61,36 @@ def _presented(request: ASGIConnection[Any, Any, Any, Any]) -> bytes:
     return request.headers.get("x-api-key", "").encode()
 
 
+def _client_certificate(request: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    tls = request.scope.get("extensions", {}).get("tls") or {}  # type: ignore[union-attr]
+    return bool(tls.get("client_cert_chain"))
+
+
 def _digest(body: DigestRequest) -> str:
     return body.digest.lower()  # the pattern has been checked while decoding
 
 
 def admin_router(
     switcher: ModelSwitcher,
-    admin_keys: Sequence[str],
-    api_keys: Sequence[str],
+    admin_keys: KeyRing,
+    api_keys: KeyRing,
     served_by: str,
+    client_cert_required: bool = False,
 ) -> Router:
-    keys = [key.encode() for key in admin_keys]
-    scoring_keys = [key.encode() for key in api_keys]
 
     def guard(request: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         """Runs before the body is read (a Litestar guard)."""
+        keys = admin_keys.current()
         if not keys:
             raise ApiError(404, "not_found", "not found (admin routes are off: ADMIN_KEY unset)")
+        if client_cert_required and not _client_certificate(request):
+            # TLS_CLIENT_AUTH=admin: the handshake verified any certificate sent; these routes
+            # need one (the other routes do not).
+            raise ApiError(403, "forbidden", "the admin routes need a client certificate")
         presented = _presented(request)
         if presented and key_matches(presented, keys):
             return
+        scoring_keys = api_keys.current()
         if presented and scoring_keys and key_matches(presented, scoring_keys):
             raise ApiError(403, "forbidden", "a scoring key is not an admin key")
         raise ApiError(

@@ -85,6 +85,13 @@ class Metrics:
             ["path", "method", "status"],
             registry=r,
         )
+        self.rate_limited = Counter(
+            "rate_limited_total",
+            "Scoring requests answered 429 by the rate limits, by client (key- and a short hash "
+            "of its key, never the key; or address) and limit (requests or readings).",
+            ["client", "limit"],
+            registry=r,
+        )
         self.request_latency = Histogram(
             "request_latency_seconds",
             "Time to serve a request that succeeded (status < 400).",

@@ -23,6 +23,10 @@ response says ``Connection: close`` and closes its connection, so a client learn
 answer that it must reconnect (to this server while the listener is still open during
 ``DRAIN_SECONDS``, or to another replica); when the listener closes, an idle connection is
 closed only if no request is waiting in its socket (one that is, is read and answered).
+
+**The client's certificate in the request's scope** (under TLS with ``TLS_CLIENT_CA_FILE``). The
+handshake has verified it; the routes that require one (``TLS_CLIENT_AUTH=admin``: ``/admin/*``)
+read it where ASGI's TLS extension puts it, ``scope["extensions"]["tls"]``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import asyncio
 import fcntl
 import itertools
 import socket
+import ssl
 import struct
 import termios
 import weakref
@@ -49,6 +54,24 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
     sock = transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
+    """ASGI's TLS extension for a TLS connection (None for plain TCP): the client's verified
+    certificate chain as PEM (empty when it sent none) and its subject."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    subject = (ssl_object.getpeercert() or {}).get("subject", ())
+    return {
+        "server_cert": None,
+        "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
+        "client_cert_name": ",".join(f"{k}={v}" for rdn in subject for k, v in rdn) or None,
+        "client_cert_error": None,
+        "tls_version": None,
+        "cipher_suite": None,
+    }
 
 
 def _bytes_waiting(transport: asyncio.BaseTransport) -> int:
@@ -87,12 +110,18 @@ class NoDelayHttpProtocol(HttpToolsProtocol):
     answers every request sent; requests start in the order the event loop reports their
     sockets (``REQUEST_ORDER=poll``)."""
 
+    tls: dict[str, Any] | None = None
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         set_nodelay(transport)
         super().connection_made(transport)
         _drain.connections.add(self)
+        self.tls = tls_extension(transport)
 
     def on_headers_complete(self) -> None:
+        if self.tls is not None:
+            extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+            extensions["tls"] = self.tls
         super().on_headers_complete()
         if _drain.draining and self.cycle is not None:
             self.cycle.keep_alive = False  # this response says "Connection: close"

@@ -11,7 +11,7 @@ import uvicorn
 
 from app.config import Settings
 from app.observe import logs
-from app.runtime import http_protocol
+from app.runtime import http_protocol, tls
 from app.runtime.supervisor import Supervisor
 
 
@@ -31,6 +31,7 @@ def uvicorn_options(settings: Settings, app: str) -> dict[str, Any]:
         # Open SSE streams would otherwise hold shutdown forever.
         "timeout_graceful_shutdown": settings.server.graceful_timeout,
         "timeout_keep_alive": 5,
+        **tls.uvicorn_tls_options(settings.security),
     }
 
 

@@ -29,9 +29,11 @@ from app.runtime.signals import on_stop_signal
 from app.service.lifecycle import ServedModel
 from app.serving.admission import Admission
 from app.serving.endpoint import ScoringEndpoint, ScoringProtocol
+from app.serving.keys import key_rings
 from app.serving.openapi import predict_operation
 from app.serving.parts import Part, ScoringRoute
 from app.serving.probes import live, metrics_handler
+from app.serving.ratelimit import RateLimits
 from app.v2.infer import INFER_PATH, VERSIONED_INFER_PATH, InferV2
 from app.v2.routes import V2Handlers, infer_operations, infer_route
 
@@ -48,7 +50,12 @@ def api_part(
     """The scoring API: its routes (with the metrics middleware), model loading, draining."""
 
     limits = settings.limits
-    admission = Admission(limits.api_keys, limits.max_in_flight, limits.request_timeout)
+    api_keys, admin_keys = key_rings(settings)
+    security = settings.security
+    rate_limits = RateLimits(
+        security.rate_requests, security.rate_readings, security.rate_burst_s, metrics.rate_limited
+    )
+    admission = Admission(api_keys, limits.max_in_flight, limits.request_timeout, rate_limits)
     served = ServedModel(settings, holder, metrics)
     switcher, plane = served.switcher, served.plane
 
@@ -87,7 +94,13 @@ def api_part(
                     live,
                     model_handler(holder, served_name),
                     metrics_handler(metrics, settings.server.instance_name()),
-                    admin_router(switcher, limits.admin_keys, limits.api_keys, served_by),
+                    admin_router(
+                        switcher,
+                        admin_keys,
+                        api_keys,
+                        served_by,
+                        client_cert_required=settings.security.admin_needs_client_cert,
+                    ),
                     *V2Handlers(holder, served_name).routes(),
                 ],
                 middleware=[middleware_factory(metrics)],

@@ -21,6 +21,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.contract.errors import ApiError
+from app.serving.keys import KeyRing
+from app.serving.ratelimit import RateLimits
+
+CLIENT = "gridscore.client"  # the scope key of the client a request counts against
 
 
 def key_matches(presented: bytes, keys: Sequence[bytes]) -> bool:
@@ -79,8 +83,15 @@ class Deadlines:
 class Admission:
     """The key and the in-flight bound of one process's scoring routes."""
 
-    def __init__(self, api_keys: Sequence[str], max_in_flight: int, timeout: float) -> None:
-        self.keys = [key.encode() for key in api_keys]
+    def __init__(
+        self,
+        api_keys: KeyRing,
+        max_in_flight: int,
+        timeout: float,
+        limits: RateLimits | None = None,
+    ) -> None:
+        self.keys = api_keys
+        self.limits = limits
         self.max_in_flight = max_in_flight
         self.timeout = timeout
         self.deadlines = Deadlines(timeout)
@@ -88,13 +99,20 @@ class Admission:
 
     def check(self, scope: dict[str, Any]) -> None:
         """Raise the 401 or 503 this request gets, or return to let it in."""
-        if self.keys and not key_matches(presented_key(scope["headers"]), self.keys):
+        keys = self.keys.current()
+        presented = presented_key(scope["headers"]) if keys else b""
+        if keys and not key_matches(presented, keys):
             raise ApiError(
                 401,
                 "unauthorized",
                 "a valid API key is required (Authorization: Bearer <key>, or X-API-Key)",
                 headers={"www-authenticate": 'Bearer realm="gridscore"'},
             )
+        limits = self.limits
+        if limits is not None and limits.enabled:
+            client = limits.client(scope, presented)
+            limits.admit_request(client)
+            scope[CLIENT] = client  # for the readings' bucket, once the body is decoded
         if self.in_flight >= self.max_in_flight:
             raise ApiError(
                 503,

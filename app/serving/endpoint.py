@@ -31,7 +31,7 @@ from app.config import LimitSettings
 from app.contract.errors import ApiError
 from app.model.verdicts import Verdicts
 from app.observe.metrics import Metrics
-from app.serving.admission import Admission
+from app.serving.admission import CLIENT, Admission
 from app.serving.dataplane import DataPlane
 
 log = logging.getLogger("gridscore.endpoint")
@@ -254,6 +254,9 @@ class ScoringEndpoint:
             raise ApiError(
                 413, "batch_too_large", f"{rows} readings; at most {self.max_batch} per request"
             )
+        limits = self.admission.limits
+        if limits is not None and limits.enabled:
+            limits.admit_readings(scope[CLIENT], rows)
         # Past the time budget the request answers 503 at once; a big batch still finishes.
         plane = self.plane
         explain = self.protocol.explains(context)

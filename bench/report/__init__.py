@@ -23,6 +23,7 @@ from bench.report.rolling import rolling_section
 from bench.report.service import profile_section, service_section
 from bench.report.soak import soak_section
 from bench.report.stream import stream_section
+from bench.report.tls import tls_section
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
@@ -67,6 +68,9 @@ def render() -> str:
     stream = _load("stream")
     if stream:
         lines += ["### Stream", "", *stream_section(stream)]
+    tls = _load("tls")
+    if tls:
+        lines += ["### TLS", "", *tls_section(tls)]
     return "\n".join(lines)
 
 

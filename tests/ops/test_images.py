@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -159,3 +160,46 @@ def test_dashboard_serves_its_page_against_the_scorer(built: dict[str, int], con
     assert no_onnx.returncode != 0
     assert _exec(name, "id", "-u").stdout.strip() == "10001"
     print(f"image sizes (MiB): { {k: round(v / 2**20) for k, v in built.items()} }")
+
+
+def _lock_pins(name: str) -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "ops" / "locks" / f"{name}.lock").read_text().splitlines():
+        if line and not line.startswith((" ", "#")) and "==" in line:
+            package, version = line.split(" ", 1)[0].split("==")
+            pins[package.lower()] = version
+    return pins
+
+
+@pytest.mark.parametrize("name", list(images.IMAGES))
+def test_each_image_carries_a_valid_sbom_and_oci_labels(built: dict[str, int], name: str) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    tag = images.IMAGES[name][0]
+    done = _podman("run", "--rm", *images.ULIMITS, "--entrypoint", "cat", tag, images.SBOM_PATH)
+    assert done.returncode == 0, done.stderr
+    errors = JsonStrictValidator(SchemaVersion.V1_5).validate_str(done.stdout)
+    assert errors is None, f"{name}: not valid CycloneDX 1.5: {errors}"
+    bom = json.loads(done.stdout)
+    purls = {c["purl"] for c in bom["components"]}
+    # Every package of the image's lock, at its locked version (the images built from locks).
+    lock = {"scorer": "scorer", "dashboard": "dashboard", "nats": "nats"}.get(name)
+    if lock:
+        missing = {
+            f"{p}=={v}" for p, v in _lock_pins(lock).items() if f"pkg:pypi/{p}@{v}" not in purls
+        }
+        assert missing == set(), f"{name}: SBOM lacks {sorted(missing)}"
+    debian = {c["name"] for c in bom["components"] if c["purl"].startswith("pkg:deb/debian/")}
+    assert {"libc6", "base-files"} <= debian
+    if name == "prometheus":
+        assert "prometheus" in debian
+    # The same SBOM is written beside the images (make sbom).
+    assert json.loads((ROOT / "sbom" / f"{name}.cdx.json").read_text())["components"]
+    labels = json.loads(_podman("image", "inspect", tag).stdout)[0]["Labels"]
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert labels["org.opencontainers.image.revision"] == head
+    assert labels["org.opencontainers.image.created"].startswith("20")
+    assert labels["org.opencontainers.image.source"]

@@ -108,6 +108,19 @@ BROKEN = {
         _replace("k8s/stream/stream-scaledobject.yaml", "maxReplicaCount: 8", "maxReplicas: 8"),
         "keda schema ScaledObject",
     ),
+    "tls manifest": (
+        _replace("k8s-tls/ingress.yaml", "pathType: Prefix", "pathType: Everything"),
+        "kubernetes-validate --strict tls",
+    ),
+    "tls policy": (
+        _replace(
+            "k8s-tls/backend-tls.yaml",
+            "          volumeMounts:\n            - name: tls",
+            "          securityContext:\n            allowPrivilegeEscalation: true\n"
+            "          volumeMounts:\n            - name: tls",
+        ),
+        "checkov kubernetes tls",
+    ),
     "stream manifest": (
         _replace("k8s/stream/nats-statefulset.yaml", "replicas: 3", 'replicas: "three"'),
         "kubernetes-validate --strict stream",
