@@ -109,7 +109,7 @@ BROKEN = {
         "keda schema ScaledObject",
     ),
     "tls manifest": (
-        _replace("k8s-tls/ingress.yaml", "pathType: Prefix", "pathType: Everything"),
+        _replace("k8s-tls/ingress.yaml", "pathType: Prefix", "pathKind: Prefix"),
         "kubernetes-validate --strict tls",
     ),
     "tls policy": (

@@ -203,8 +203,12 @@ def test_a_cluster_node_killed_mid_stream_loses_nothing(model_dir: Path, tmp_pat
         _create_streams_when_the_cluster_is_up(cluster, env)
         with gridscore_serve(model_dir, tmp_path, command="stream", timeout=120, **env):
             published, verdicts = asyncio.run(run(cluster))
-    assert s.duplicates(verdicts) == {}
     assert {v.msg_id for v in verdicts} == set(published.messages)
+    # A verdict whose publish was in flight when the node went may be stored twice: NATS drops a
+    # repeated Nats-Msg-Id across a leader change only once the new leader knows the first copy's
+    # sequence (docs/stream.md). A repeat must be a copy, and only of the few in flight then.
+    assert s.differing_repeats(verdicts) == []
+    assert sum(n - 1 for n in s.duplicates(verdicts).values()) <= 50, s.duplicates(verdicts)
 
 
 def _create_streams_when_the_cluster_is_up(cluster: list[object], env: dict[str, str]) -> None:

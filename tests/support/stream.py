@@ -145,6 +145,18 @@ def duplicates(verdicts: list[StreamVerdict]) -> dict[int, int]:
     return {seq: n for seq, n in Counter(v.seq for v in verdicts).items() if n > 1}
 
 
+def differing_repeats(verdicts: list[StreamVerdict]) -> list[int]:
+    """Sequences answered more than once with different contents (a repeat that is not a copy
+    of the first answer would be two decisions about one reading)."""
+    first: dict[int, StreamVerdict] = {}
+    differing = []
+    for verdict in verdicts:
+        seen = first.setdefault(verdict.seq, verdict)
+        if seen is not verdict and seen != verdict:
+            differing.append(verdict.seq)
+    return differing
+
+
 async def stored_alarms(js: JetStreamContext) -> list[AlarmEvent]:
     return [
         msgspec.json.decode(m.data, type=AlarmEvent)
