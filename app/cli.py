@@ -104,10 +104,14 @@ def check_streams(settings: Settings) -> str | None:
     a configuration error); if it does not, the worker waits for it (readiness 503)."""
     import asyncio
 
+    from app.runtime import tls
     from app.stream import broker
 
     async def check() -> str | None:
         import nats
+
+        async def reported_below(exc: Exception) -> None:
+            pass  # nats-py would log it with a traceback; the line below says it once
 
         try:
             nc = await nats.connect(
@@ -115,6 +119,8 @@ def check_streams(settings: Settings) -> str | None:
                 connect_timeout=2,
                 max_reconnect_attempts=0,
                 allow_reconnect=False,
+                error_cb=reported_below,
+                **tls.broker_options(settings.stream),
             )
         except Exception as exc:
             print(
@@ -160,8 +166,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.serving.keys import check_key_files
 
     security = settings.security
-    if setup_problem := tls.check(security) or check_key_files(
-        security.api_key_file, security.admin_key_file
+    if setup_problem := (
+        tls.check(security) or tls.check_broker(settings.stream) or check_key_files(security)
     ):
         return _fail(setup_problem)
     if args.command == "dashboard":

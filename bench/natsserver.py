@@ -53,11 +53,14 @@ class NatsServer:
     mqtt_port: int | None = None
     cluster_port: int | None = None
     routes: list[int] = field(default_factory=list)
+    # (certificate, key, CA) PEM files: TLS on the client port, client certificates from that
+    # CA required (mutual TLS).
+    tls: tuple[Path, Path, Path] | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"{'tls' if self.tls else 'nats'}://127.0.0.1:{self.port}"
 
     @property
     def monitor_url(self) -> str:
@@ -71,6 +74,11 @@ class NatsServer:
             f"http: 127.0.0.1:{self.http_port}",
             f'jetstream {{ store_dir: "{store}", max_memory_store: 256MB, max_file_store: 4GB }}',
         ]
+        if self.tls:
+            cert, key, ca = self.tls
+            lines.append(
+                f'tls {{ cert_file: "{cert}", key_file: "{key}", ca_file: "{ca}", verify: true }}'
+            )
         if self.mqtt_port:
             lines.append(f"mqtt {{ listen: 127.0.0.1:{self.mqtt_port} }}")
         if self.cluster_port:
@@ -112,10 +120,13 @@ class NatsServer:
 
 
 @contextlib.contextmanager
-def nats_server(mqtt: bool = False) -> Iterator[NatsServer]:
-    """One nats-server with JetStream (and MQTT) in a temporary folder, stopped afterwards."""
+def nats_server(
+    mqtt: bool = False, tls: tuple[Path, Path, Path] | None = None
+) -> Iterator[NatsServer]:
+    """One nats-server with JetStream (and MQTT, and mutual TLS) in a temporary folder,
+    stopped afterwards."""
     with tempfile.TemporaryDirectory(prefix="gridscore-nats-") as folder:
-        server = NatsServer(Path(folder), mqtt_port=free_port() if mqtt else None)
+        server = NatsServer(Path(folder), mqtt_port=free_port() if mqtt else None, tls=tls)
         server.start()
         try:
             yield server

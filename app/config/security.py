@@ -52,6 +52,15 @@ class SecuritySettings:
         text(),
         shown="(none)",
     )
+    dashboard_secret_file: str = setting(
+        "DASHBOARD_SECRET_FILE",
+        "",
+        "file whose first line signs the dashboard's CSRF tokens, in place of "
+        "`DASHBOARD_SECRET`; re-read within a second of a change (forms on pages opened before "
+        "a rotation need a reload)",
+        text(),
+        shown="(none)",
+    )
     backend_ca_file: str = setting(
         "BACKEND_CA_FILE",
         "",

@@ -141,6 +141,24 @@ class StreamSettings:
     flood_window_s: float = setting(
         "FLOOD_WINDOW", 600.0, "seconds of the flood window", number(floor=1.0)
     )
+    ca_file: str = setting(
+        "NATS_CA_FILE",
+        "",
+        "CA certificates that verify the broker's certificate (`tls://` URLs, or a broker that "
+        "requires TLS)",
+        text(),
+        shown="(the system's)",
+    )
+    cert_file: str = setting(
+        "NATS_CERT_FILE",
+        "",
+        "this process's certificate, for a broker that verifies its clients (mutual TLS)",
+        text(),
+        shown="(none)",
+    )
+    key_file: str = setting(
+        "NATS_KEY_FILE", "", "the key of `NATS_CERT_FILE`", text(), shown="(none)"
+    )
     monitor_url: str = setting(
         "NATS_MONITOR_URL",
         "",

@@ -67,8 +67,15 @@ class AlarmBoard:
 class AlarmHub:
     """Watches the alarms stream while the dashboard runs; fans the rendered view out."""
 
-    def __init__(self, nats_urls: tuple[str, ...], stream_name: str, render: Render) -> None:
+    def __init__(
+        self,
+        nats_urls: tuple[str, ...],
+        stream_name: str,
+        render: Render,
+        connect_options: dict[str, Any] | None = None,
+    ) -> None:
         self.nats_urls = nats_urls
+        self.connect_options = connect_options or {}  # TLS to the broker
         self.readings, _, self.alarms = stream_names(stream_name)
         self.render = render
         self.board = AlarmBoard()
@@ -125,6 +132,7 @@ class AlarmHub:
                     reconnect_time_wait=0.5,
                     name="gridscore-dashboard",
                     error_cb=_quiet,
+                    **self.connect_options,
                 )
                 self.board.broker = "connected"
                 await self._watch(nc)

@@ -7,8 +7,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import ResponseHeader
+from litestar.middleware import DefineMiddleware
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
@@ -20,10 +20,12 @@ from app.dashboard.alarms import AlarmHub, since
 from app.dashboard.backend import Backend
 from app.dashboard.bursts import BurstLimits, BurstRunner
 from app.dashboard.charts import share_bar
+from app.dashboard.csrf import CsrfMiddleware
 from app.dashboard.drift import DriftWatch
 from app.dashboard.streams import StreamHub
+from app.runtime import tls
 from app.runtime.signals import on_stop_signal
-from app.serving.keys import key_rings
+from app.serving.keys import KeyRing, key_rings
 from app.serving.parts import Part, constant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,7 +100,28 @@ def dashboard_part(settings: Settings, template: TemplateConfig[JinjaTemplateEng
     )
     admin_key = admin_keys.first
     backend = Backend(backend_url, api_key=api_key, admin_key=admin_key)
-    alarms = AlarmHub(settings.stream.nats_urls, settings.stream.name, render)
+    alarms = AlarmHub(
+        settings.stream.nats_urls,
+        settings.stream.name,
+        render,
+        tls.broker_options(settings.stream),
+    )
+
+    # Without a secret each process signs its own tokens, which is fine for one process; the
+    # launcher shares DASHBOARD_SECRET between its workers, DASHBOARD_SECRET_FILE any number.
+    secret_file = settings.security.dashboard_secret_file
+    signing = KeyRing(
+        () if secret_file else (settings.dashboard.secret or secrets.token_hex(32),),
+        secret_file,
+        "DASHBOARD_SECRET_FILE",
+    )
+    csrf = DefineMiddleware(
+        CsrfMiddleware,
+        secrets_now=signing.current,
+        # Scoring clients post JSON with no cookies; only the dashboard's forms need it.
+        exclude="^/predict$",
+        cookie_secure=settings.security.tls,
+    )
 
     def closing() -> None:
         hub.close_all()
@@ -135,16 +158,5 @@ def dashboard_part(settings: Settings, template: TemplateConfig[JinjaTemplateEng
         },
         on_startup=[started],
         on_shutdown=[stopped],
-        app_options={
-            "template_config": template,
-            "csrf_config": CSRFConfig(
-                # Without DASHBOARD_SECRET each process signs its own tokens, which is fine for
-                # one process; the launcher shares one secret between its workers.
-                secret=settings.dashboard.secret or secrets.token_hex(32),
-                cookie_samesite="strict",
-                cookie_httponly=True,
-                # Scoring clients post JSON with no cookies; only the dashboard's forms need it.
-                exclude=["^/predict$"],
-            ),
-        },
+        app_options={"template_config": template, "middleware": [csrf]},
     )

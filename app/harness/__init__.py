@@ -82,10 +82,13 @@ async def create_streams(nats_urls: str, **env: str) -> None:
     import nats
 
     from app.config import Settings
+    from app.runtime import tls
     from app.stream.broker import ensure_streams
 
     settings = Settings.from_env({"NATS_URL": nats_urls, **env}).stream
-    connection = await nats.connect(servers=list(settings.nats_urls))
+    connection = await nats.connect(
+        servers=list(settings.nats_urls), **tls.broker_options(settings)
+    )
     try:
         await ensure_streams(connection.jetstream(timeout=10), settings)
     finally:

@@ -28,7 +28,7 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from app.config import SecuritySettings, Settings
+from app.config import SecuritySettings, Settings, StreamSettings
 
 log = logging.getLogger("gridscore.tls")
 
@@ -204,3 +204,43 @@ _watches: set[asyncio.Task[None]] = set()  # held, so the loop does not drop the
 def uvicorn_tls_options(security: SecuritySettings) -> dict[str, Any]:
     """Options for uvicorn.Config: the context factory when TLS is configured."""
     return {"ssl_context_factory": context_factory} if security.tls else {}
+
+
+def broker_context(stream: StreamSettings) -> ssl.SSLContext | None:
+    """The client context for the NATS broker: verified against ``NATS_CA_FILE`` (else the
+    system's CAs), presenting ``NATS_CERT_FILE`` when the broker asks for a client
+    certificate; None for plain ``nats://`` with no file set (nats-py then upgrades only if the
+    broker requires TLS, verifying against the system's CAs). TlsConfigError when a file
+    cannot be used."""
+    wanted = stream.ca_file or stream.cert_file or stream.key_file
+    if not wanted and not any(url.startswith("tls://") for url in stream.nats_urls):
+        return None
+    if stream.ca_file:
+        _check_readable("NATS_CA_FILE", stream.ca_file)
+    try:
+        context = ssl.create_default_context(cafile=stream.ca_file or None)
+    except (ssl.SSLError, OSError) as exc:
+        raise TlsConfigError(
+            f"NATS_CA_FILE {stream.ca_file}: not PEM CA certificates ({_reason(exc)})"
+        ) from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if bool(stream.cert_file) != bool(stream.key_file):
+        raise TlsConfigError("NATS_CERT_FILE and NATS_KEY_FILE go together")
+    if stream.cert_file:
+        _load_pair(context, stream.cert_file, stream.key_file, ("NATS_CERT_FILE", "NATS_KEY_FILE"))
+    return context
+
+
+def broker_options(stream: StreamSettings) -> dict[str, Any]:
+    """``nats.connect`` keyword arguments for TLS to the broker (none for plain NATS)."""
+    context = broker_context(stream)
+    return {"tls": context} if context is not None else {}
+
+
+def check_broker(stream: StreamSettings) -> str:
+    """What is wrong with the broker's TLS files, in one line, or "" (start-up check)."""
+    try:
+        broker_context(stream)
+    except TlsConfigError as exc:
+        return str(exc)
+    return ""

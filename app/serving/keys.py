@@ -1,5 +1,6 @@
 """API and admin keys: from the environment (``API_KEY``, ``ADMIN_KEY``) and from files
-(``API_KEY_FILE``, ``ADMIN_KEY_FILE``, one key a line) that may change while serving.
+(``API_KEY_FILE``, ``ADMIN_KEY_FILE``, one key a line) that may change while serving; the
+dashboard's CSRF secret from ``DASHBOARD_SECRET_FILE`` the same way.
 
 A key in an environment variable shows in ``/proc/<pid>/environ`` and ``kubectl describe``
 and stays until a restart; a key in a mounted Kubernetes Secret does neither, and the kubelet
@@ -18,7 +19,7 @@ import os
 import time
 from collections.abc import Sequence
 
-from app.config import Settings
+from app.config import SecuritySettings, Settings
 
 log = logging.getLogger("gridscore.keys")
 
@@ -116,9 +117,13 @@ def key_rings(settings: Settings) -> tuple[KeyRing, KeyRing]:
     )
 
 
-def check_key_files(api_key_file: str, admin_key_file: str) -> str:
+def check_key_files(security: SecuritySettings) -> str:
     """What is wrong with the key files, in one line, or "" (the start-up check)."""
-    for path, name in ((api_key_file, "API_KEY_FILE"), (admin_key_file, "ADMIN_KEY_FILE")):
+    for path, name in (
+        (security.api_key_file, "API_KEY_FILE"),
+        (security.admin_key_file, "ADMIN_KEY_FILE"),
+        (security.dashboard_secret_file, "DASHBOARD_SECRET_FILE"),
+    ):
         if path:
             try:
                 read_key_file(path, name)

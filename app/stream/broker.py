@@ -40,6 +40,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 
 from app.config import StreamSettings
 from app.contract.stream import ALARMS, DEAD, VERDICTS
+from app.runtime import tls
 from app.stream import subjects
 
 log = logging.getLogger("gridscore.stream")
@@ -208,8 +209,20 @@ async def connect(
         attempts = itertools.count()
         await on_reconnect()
 
+    unreported = True
+
     async def errored(exc: Exception) -> None:
-        log.debug("broker error: %s", exc)
+        # Said once: a broker that refuses this process (a TLS handshake, say) would otherwise
+        # leave only readiness at 503; a later loss is logged by the worker's disconnect hook.
+        nonlocal unreported
+        if unreported:
+            unreported = False
+            reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            log.warning(
+                "broker not reachable; retrying with backoff", extra={"fields": {"error": reason}}
+            )
+        else:
+            log.debug("broker error: %s", exc)
 
     return await nats.connect(
         servers=list(settings.nats_urls),
@@ -224,6 +237,7 @@ async def connect(
         max_outstanding_pings=2,
         pending_size=64 * 1024 * 1024,
         flusher_queue_size=65_536,
+        **tls.broker_options(settings),
     )
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
 from app.service.factory import create_dashboard_app
+from app.serving import keys as keys_module
 from tests.support.config import settings_from
 
 SETTINGS = settings_from(
@@ -104,3 +106,37 @@ def test_the_target_comes_from_configuration_only(client: TestClient[Litestar]) 
     assert client.get("/health").status_code == 200
     page = client.get("/").text
     assert 'id="backend-url">http://127.0.0.1:9</code>' in page
+
+
+def test_a_rotated_secret_file_signs_the_next_pages_and_retires_the_old_tokens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keys_module, "CHECK_EVERY_S", 0.0)
+    secret_file = tmp_path / "dashboard-secret"
+    secret_file.write_text("first-secret-4f1c\n")
+    settings = settings_from(
+        BACKEND_URL="http://127.0.0.1:9",
+        DASHBOARD_SECRET="from-the-environment",  # the file's secret wins
+        DASHBOARD_SECRET_FILE=str(secret_file),
+    )
+    with TestClient(create_dashboard_app(settings)) as browser:
+        old = _token(browser)
+        assert _stop_stream(browser, old) == 200
+        # Rotation, keeping the old secret on the second line a while: both sign valid tokens.
+        secret_file.write_text("second-secret-9a2e\nfirst-secret-4f1c\n")
+        assert _stop_stream(browser, old) == 200
+        # The old secret retired: the browser's cookie and the page's token are refused...
+        secret_file.write_text("second-secret-9a2e\n")
+        assert _stop_stream(browser, old) == 403
+        # ...until the page is loaded again, which replaces the cookie.
+        new = _token(browser)
+        assert new != old
+        assert _stop_stream(browser, new) == 200
+    with TestClient(create_dashboard_app(settings)) as other_process:
+        # Another process reading the same file accepts the same browser's token.
+        other_process.cookies.set("csrftoken", new)
+        assert _stop_stream(other_process, new) == 200
+
+
+def _stop_stream(client: TestClient[Litestar], token: str) -> int:
+    return client.post("/dashboard/stream/stop", headers={"x-csrftoken": token}).status_code

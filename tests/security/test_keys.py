@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.config import SecuritySettings
 from app.serving import keys as keys_module
 from app.serving.keys import KeyRing, check_key_files
 from tests.support.servers import gridscore_serve
@@ -62,9 +63,13 @@ def test_a_ring_looks_at_its_file_at_most_every_half_second(tmp_path: Path) -> N
 def test_a_bad_key_file_is_named_at_start(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.write_text("# nothing yet\n")
-    assert "no such file" in check_key_files(str(tmp_path / "absent"), "")
-    assert "no key in it" in check_key_files("", str(empty))
-    assert check_key_files("", "") == ""
+    absent = str(tmp_path / "absent")
+    assert "API_KEY_FILE" in check_key_files(SecuritySettings(api_key_file=absent))
+    assert "no such file" in check_key_files(SecuritySettings(api_key_file=absent))
+    assert "no key in it" in check_key_files(SecuritySettings(admin_key_file=str(empty)))
+    named = check_key_files(SecuritySettings(dashboard_secret_file=absent))
+    assert named.startswith("DASHBOARD_SECRET_FILE")
+    assert check_key_files(SecuritySettings()) == ""
 
 
 def test_the_server_refuses_to_start_on_a_missing_key_file(model_dir: Path, tmp_path: Path) -> None:

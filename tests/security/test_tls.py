@@ -7,6 +7,7 @@ refused at start-up with one line and exit status 2."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import ssl
@@ -18,10 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
 import trustme
 from cryptography import x509
 
+from tests.support import stream as s
+from tests.support.nats import nats_server
 from tests.support.servers import gridscore_serve
 from tests.support.tools import require_tool
 
@@ -258,6 +262,9 @@ def _start(model_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
         ("certificate without key", "TLS needs both TLS_CERT_FILE and TLS_KEY_FILE"),
         ("client CA without TLS", "mutual TLS is TLS"),
         ("dashboard CA missing", "BACKEND_CA_FILE"),
+        ("broker CA not PEM", "NATS_CA_FILE"),
+        ("broker certificate without key", "NATS_CERT_FILE and NATS_KEY_FILE go together"),
+        ("broker key of another certificate", "is not the key of the certificate in NATS_CERT"),
     ],
 )
 def test_a_bad_tls_file_stops_start_up_with_one_line(
@@ -276,6 +283,12 @@ def test_a_bad_tls_file_stops_start_up_with_one_line(
         "certificate without key": {"TLS_CERT_FILE": str(pki.cert_file)},
         "client CA without TLS": {"TLS_CLIENT_CA_FILE": str(pki.ca_file)},
         "dashboard CA missing": {"BACKEND_CA_FILE": str(pki.folder / "absent-ca.pem")},
+        "broker CA not PEM": {"NATS_CA_FILE": str(junk)},
+        "broker certificate without key": {"NATS_CERT_FILE": str(pki.cert_file)},
+        "broker key of another certificate": {
+            "NATS_CERT_FILE": str(pki.cert_file),
+            "NATS_KEY_FILE": str(other_key),
+        },
     }[case]
     done = _start(model_dir, **env)
     assert done.returncode == 2, done.stderr
@@ -313,3 +326,71 @@ def test_a_dashboard_of_its_own_trusts_the_scorer_through_its_ca_file(
     with gridscore_serve(model_dir, tmp_path, command="dashboard", **env) as dashboard:
         panel = httpx.get(f"{dashboard.url}/dashboard/model")
         assert digest[:12] not in panel.text
+
+
+def test_the_stream_worker_speaks_mutual_tls_to_its_broker_and_https_on_its_health_port(
+    model_dir: Path, tmp_path: Path, pki: Pki
+) -> None:
+    worker_cert, worker_key = pki.client("stream-worker")
+    device_cert, device_key = pki.client("feeder-gateway")
+    broker_env = {
+        "NATS_CA_FILE": str(pki.ca_file),
+        "NATS_CERT_FILE": str(worker_cert),
+        "NATS_KEY_FILE": str(worker_key),
+        "STREAM_LEASE_SECONDS": "3",
+    }
+
+    async def publish_and_collect(url: str) -> list[s.StreamVerdict]:
+        device = pki.context((device_cert, device_key))
+        nc = await nats.connect(url, tls=device)
+        js = nc.jetstream(timeout=10)
+        await s.publish(js, 40)
+        verdicts = await s.wait_for_verdicts(js, 40, timeout=60)
+        await nc.close()
+        return verdicts
+
+    def refused_without_a_certificate(port: int) -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            assert b'"tls_required":true' in raw.recv(4096)  # NATS's INFO, then TLS
+            with pki.context().wrap_socket(raw, server_hostname="127.0.0.1") as stranger:
+                try:
+                    stranger.sendall(b"CONNECT {}\r\nPING\r\n")
+                    return b"PONG" not in stranger.recv(4096)
+                except (ssl.SSLError, ConnectionError):
+                    return True
+
+    with nats_server(tls=(pki.cert_file, pki.key_file, pki.ca_file)) as broker:
+        assert broker.url.startswith("tls://")
+        with gridscore_serve(
+            model_dir,
+            tmp_path,
+            command="stream",
+            tls=pki.context(),
+            timeout=90,
+            NATS_URL=broker.url,
+            **pki.env(**broker_env),
+        ) as worker:
+            # /health answered 200 over HTTPS: the model loaded and the broker connected.
+            health = httpx.get(f"{worker.url}/health", verify=pki.context()).json()
+            assert health["broker"] == "connected"
+            verdicts = asyncio.run(publish_and_collect(broker.url))
+            assert len({v.seq for v in verdicts}) == 40
+            assert refused_without_a_certificate(broker.port)
+        # A worker without its certificate is refused by the broker: not ready, and says why.
+        without = {
+            k: v for k, v in broker_env.items() if k not in ("NATS_CERT_FILE", "NATS_KEY_FILE")
+        }
+        with (
+            pytest.raises(TimeoutError) as not_ready,
+            gridscore_serve(
+                model_dir,
+                tmp_path,
+                command="stream",
+                timeout=15,
+                NATS_URL=broker.url,
+                **without,
+            ),
+        ):
+            pass
+        assert "Traceback" not in str(not_ready.value)
+        assert str(not_ready.value).count("broker not reachable; retrying with backoff") == 1
