@@ -4,9 +4,10 @@ A client is its API key when keys are required, else its address. Each has two b
 of requests and one of readings, each holding ``RATE_LIMIT_BURST`` seconds of its rate and
 refilled continuously; a request that finds its bucket short is answered 429 with
 ``Retry-After`` (the whole seconds until it would pass) and costs nothing else: the request
-bucket is checked before the body is read, the readings bucket once the body is decoded and
-before anything is scored. So one client with a valid key cannot take every worker from the
-others (docs/security.md).
+bucket is checked before the body is read, and so is the readings bucket against the client's
+last refused batch; the readings are taken once the body is decoded, before anything is
+scored. So one client with a
+valid key cannot take every worker from the others (docs/security.md).
 
 The buckets live in each worker process: with W workers behind one port (SO_REUSEPORT spreads
 connections, not clients), a client that opens several connections can reach up to W times the
@@ -33,17 +34,23 @@ MAX_CLIENTS = 10_000  # buckets kept; the least recently seen client's go first
 
 
 class Bucket:
-    __slots__ = ("stamp", "tokens")
+    __slots__ = ("stamp", "tokens", "wanted")
 
     def __init__(self, tokens: float, stamp: float) -> None:
         self.tokens = tokens
         self.stamp = stamp
+        # What the client's last refused request asked for (readings): until the bucket holds
+        # that much, its requests are refused at admission, before their bodies are decoded.
+        self.wanted = 1.0
+
+    def refill(self, rate: float, size: float, now: float) -> float:
+        self.tokens = min(size, self.tokens + (now - self.stamp) * rate)
+        self.stamp = now
+        return self.tokens
 
     def take(self, n: float, rate: float, size: float, now: float) -> float:
         """Take ``n`` tokens if there are; else the seconds until there would be."""
-        self.tokens = min(size, self.tokens + (now - self.stamp) * rate)
-        self.stamp = now
-        if self.tokens >= n:
+        if self.refill(rate, size, now) >= n:
             self.tokens -= n
             return 0.0
         return (n - self.tokens) / rate
@@ -96,13 +103,23 @@ class RateLimits:
         return self._labels.get(client, "address")
 
     def admit_request(self, client: bytes) -> None:
-        if self.requests_per_s <= 0:
-            return
         now = time.monotonic()
-        size = max(self.requests_per_s * self.burst_s, 1.0)
-        wait = self._buckets(client, now)[0].take(1.0, self.requests_per_s, size, now)
-        if wait:
-            self._refuse(client, "requests", wait, f"{self.requests_per_s:g} requests/s")
+        requests, readings = self._buckets(client, now)
+        if self.requests_per_s > 0:
+            size = max(self.requests_per_s * self.burst_s, 1.0)
+            wait = requests.take(1.0, self.requests_per_s, size, now)
+            if wait:
+                self._refuse(client, "requests", wait, f"{self.requests_per_s:g} requests/s")
+        if self.readings_per_s > 0:
+            # A client refused for a batch of n readings is refused again before its next body
+            # is read, until its bucket holds n (an empty bucket refuses any body): a client
+            # that ignores Retry-After costs a header's parsing, not its batch's decoding. One
+            # that switches to a smaller batch waits at most RATE_LIMIT_BURST seconds longer.
+            size = max(self.readings_per_s * self.burst_s, 1.0)
+            tokens = readings.refill(self.readings_per_s, size, now)
+            if tokens < readings.wanted:
+                wait = (readings.wanted - tokens) / self.readings_per_s
+                self._refuse(client, "readings", wait, f"{self.readings_per_s:g} readings/s")
 
     def admit_readings(self, client: bytes, readings: int) -> None:
         if self.readings_per_s <= 0:
@@ -118,7 +135,9 @@ class RateLimits:
                 "batches",
             )
         now = time.monotonic()
-        wait = self._buckets(client, now)[1].take(readings, self.readings_per_s, size, now)
+        bucket = self._buckets(client, now)[1]
+        wait = bucket.take(readings, self.readings_per_s, size, now)
+        bucket.wanted = float(readings) if wait else 1.0
         if wait:
             self._refuse(client, "readings", wait, f"{self.readings_per_s:g} readings/s")
 

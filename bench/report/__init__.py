@@ -19,6 +19,7 @@ from bench.report.common import served_backend, us
 from bench.report.ingest import ingest_section
 from bench.report.kernel import kernel_section
 from bench.report.protocols import capacity_section, protocols_section
+from bench.report.ratelimit import ratelimit_section
 from bench.report.rolling import rolling_section
 from bench.report.service import profile_section, service_section
 from bench.report.soak import soak_section
@@ -71,6 +72,14 @@ def render() -> str:
     tls = _load("tls")
     if tls:
         lines += ["### TLS", "", *tls_section(tls)]
+    ratelimit = _load("ratelimit")
+    if ratelimit:
+        lines += [
+            "",
+            "### Rate limits: a quiet client beside a noisy one",
+            "",
+            *ratelimit_section(ratelimit),
+        ]
     return "\n".join(lines)
 
 

@@ -48,6 +48,30 @@ def test_readings_are_counted_and_a_batch_over_the_burst_is_named() -> None:
         limits.admit_readings(client, 2001)
 
 
+def test_an_empty_readings_bucket_refuses_before_the_body_is_read() -> None:
+    limits = _limits(readings=1000, burst=1)
+    batch_job, operator = limits.client({}, b"batch-job"), limits.client({}, b"operator")
+    limits.admit_request(batch_job)
+    limits.admit_readings(batch_job, 1000)  # its whole second's worth
+    with pytest.raises(ApiError) as refused:
+        limits.admit_request(batch_job)  # at admission, before any body
+    assert refused.value.status_code == 429
+    assert refused.value.headers["retry-after"] == "1"
+    assert "1000 readings/s" in refused.value.detail
+    limits.admit_request(operator)
+    time.sleep(0.01)  # 10 readings' worth refilled: a request may come in again...
+    limits.admit_request(batch_job)
+    with pytest.raises(ApiError):
+        limits.admit_readings(batch_job, 1000)  # ...but not its batch of 1,000
+    # Until the bucket holds that batch, its requests are refused before their bodies are read.
+    with pytest.raises(ApiError) as again:
+        limits.admit_request(batch_job)
+    assert again.value.headers["retry-after"] == "1"
+    time.sleep(1.0)
+    limits.admit_request(batch_job)
+    limits.admit_readings(batch_job, 1000)
+
+
 def test_the_metric_label_is_a_hash_never_the_key() -> None:
     limits = _limits(requests=1)
     key = b"s3cret-operator-key"

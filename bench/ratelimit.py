@@ -1,0 +1,193 @@
+"""Does one client over its limit slow another? A quiet client beside a noisy one.
+
+    python -m bench.ratelimit            # 3 rounds of 3 runs of 20 s (about 4 min)
+    python -m bench.ratelimit --quick    # short, for the test suite
+
+One worker (``gridscore api``) with two API keys and the rate limits on. The quiet client, an
+operator's service, posts one reading at a time at a steady 200 requests/s (open loop: each
+latency counts from the request's due time, so queueing is not hidden). The noisy one, a batch
+job with a valid key of its own, offers 100 requests/s of 1,000 readings (100,000 readings/s)
+against its limit of 2,000 readings/s (``--readings-limit``: a service of 40 PMUs at 50 Hz),
+and ignores ``Retry-After``. Each round runs, in turn:
+the quiet client alone; beside the noisy one with the limits on (most of its requests are
+refused after decoding, 429); beside it with the limits off (all of its requests scored), which
+is what the limits are for. Both clients run in this process on the same two cores as the
+server, so the quiet p99 beside the noisy one also carries the generator's own extra work.
+
+Beside the clients' view, the server's: its CPU seconds a second over each run (from /proc),
+and its ``rate_limited_total`` counter by client label and limit (the keys never appear:
+labels are a short hash). Results: bench/results/ratelimit.json; tables: python -m bench.report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from app.harness import LoadResult, LoadSpec, find_artifact, run_load_async
+from bench import procs
+from bench.service import server
+
+RESULTS = Path(__file__).parent / "results"
+QUIET_KEY, NOISY_KEY = "quiet-ops-service-7d41c2", "noisy-batch-job-93be05"
+QUIET_RATE, NOISY_RATE, NOISY_BATCH = 200.0, 100.0, 1_000
+LIMITS = {"RATE_LIMIT_REQUESTS": "200", "RATE_LIMIT_READINGS": "2000", "RATE_LIMIT_BURST": "1"}
+SCENARIOS = ("alone", "noisy_limited", "noisy_unlimited")
+
+
+def _spec(url: str, key: str, rate: float, batch: int, seconds: float, seed: int) -> LoadSpec:
+    return LoadSpec(
+        url,
+        batch=batch,
+        connections=8,
+        rate=rate,
+        duration=seconds,
+        requests=int(rate * seconds),
+        seed=seed,
+        headers=(("x-api-key", key),),
+    )
+
+
+async def _clients(url: str, seconds: float, noisy: bool) -> tuple[LoadResult, LoadResult | None]:
+    quiet = run_load_async(_spec(url, QUIET_KEY, QUIET_RATE, 1, seconds, 1))
+    if not noisy:
+        return await quiet, None
+    loud = run_load_async(_spec(url, NOISY_KEY, NOISY_RATE, NOISY_BATCH, seconds, 2))
+    both = await asyncio.gather(quiet, loud)
+    return both[0], both[1]
+
+
+def _limited(metrics: str) -> dict[str, float]:
+    """rate_limited_total by ``client/limit`` (the server's count of its 429s)."""
+    counts: dict[str, float] = {}
+    for line in metrics.splitlines():
+        if line.startswith("rate_limited_total{"):
+            inside = line[line.index("{") + 1 : line.index("}")]
+            labels = {k: v.strip('"') for k, v in (p.split("=", 1) for p in inside.split(","))}
+            name = f"{labels['client']}/{labels['limit']}"
+            counts[name] = counts.get(name, 0.0) + float(line.split()[-1])
+    return counts
+
+
+def one_run(
+    model_dir: Path, seconds: float, scenario: str, limits: dict[str, str]
+) -> dict[str, Any]:
+    env = {"API_KEY": f"{QUIET_KEY},{NOISY_KEY}"}
+    if scenario != "noisy_unlimited":
+        env |= limits
+    with server(model_dir, 1, **env) as (process, port, _):
+        url = f"http://127.0.0.1:{port}/predict"
+        pids = procs.worker_pids(process.pid)
+        before, started = sum(procs.cpu_seconds(p) for p in pids), time.perf_counter()
+        quiet, noisy = asyncio.run(_clients(url, seconds, scenario != "alone"))
+        elapsed = time.perf_counter() - started
+        used = sum(procs.cpu_seconds(p) for p in pids) - before
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            metrics = answer.read().decode()
+    q = quiet.summary()
+    if q["errors_by_status"] or q["transport_errors"]:
+        raise RuntimeError(f"the quiet client failed ({scenario}): {q['errors_by_status']}")
+    run: dict[str, Any] = {
+        "quiet": {k: q[k] for k in ("requests", "ok", "p50_ms", "p99_ms", "send_delay_p99_ms")},
+        "server_cpu": round(used / elapsed, 3),
+        "rate_limited": _limited(metrics),
+    }
+    if noisy is not None:
+        n = noisy.summary()
+        run["noisy"] = {
+            "requests": n["requests"],
+            "scored": n["ok"],
+            "refused_429": n["errors_by_status"].get("429", 0),
+            "readings_scored_per_s": n["rows_per_s"],
+        }
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ratelimit", description=__doc__)
+    parser.add_argument("--model-dir", type=Path, default=Path("models"))
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--readings-limit", type=float, default=2_000, help="RATE_LIMIT_READINGS per key"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS / "ratelimit.json")
+    args = parser.parse_args(argv)
+    limits = LIMITS | {"RATE_LIMIT_READINGS": f"{args.readings_limit:g}"}
+    if find_artifact(args.model_dir) is None:
+        print(f"no artifact in {args.model_dir}: run python -m convert first", file=sys.stderr)
+        return 2
+    seconds, rounds = (3.0, 1) if args.quick else (20.0, 3)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in SCENARIOS}
+    for _ in range(rounds):
+        for scenario in SCENARIOS:
+            run = one_run(args.model_dir, seconds, scenario, limits)
+            runs[scenario].append(run)
+            noisy = run.get("noisy")
+            print(
+                f"  {scenario}: quiet p50 {run['quiet']['p50_ms']:.3f} ms, "
+                f"p99 {run['quiet']['p99_ms']:.3f} ms (sent late by up to "
+                f"{run['quiet']['send_delay_p99_ms']:.3f} ms, p99); server "
+                f"{run['server_cpu']:.2f} CPU"
+                + (
+                    f"; noisy {noisy['scored']} scored, {noisy['refused_429']} refused"
+                    if noisy
+                    else ""
+                ),
+                flush=True,
+            )
+    medians = {
+        name: {
+            "quiet_p50_ms": round(statistics.median(r["quiet"]["p50_ms"] for r in rs), 3),
+            "quiet_p99_ms": round(statistics.median(r["quiet"]["p99_ms"] for r in rs), 3),
+            "quiet_p99_rounds": [r["quiet"]["p99_ms"] for r in rs],
+            "server_cpu": round(statistics.median(r["server_cpu"] for r in rs), 3),
+        }
+        | (
+            {
+                "noisy_scored": statistics.median(r["noisy"]["scored"] for r in rs),
+                "noisy_refused": statistics.median(r["noisy"]["refused_429"] for r in rs),
+                "noisy_readings_scored_per_s": statistics.median(
+                    r["noisy"]["readings_scored_per_s"] for r in rs
+                ),
+            }
+            if name != "alone"
+            else {}
+        )
+        | {"rate_limited_last_round": rs[-1]["rate_limited"]}
+        for name, rs in runs.items()
+    }
+    alone = medians["alone"]["quiet_p99_ms"]
+    report: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "command": "python -m bench.ratelimit"
+        + (f" --readings-limit {args.readings_limit:g}" if args.readings_limit != 2_000 else "")
+        + (" --quick" if args.quick else ""),
+        "seconds": seconds,
+        "limits": limits,
+        "quiet": {"rate": QUIET_RATE, "batch": 1},
+        "noisy": {"rate": NOISY_RATE, "batch": NOISY_BATCH},
+        "scenarios": medians,
+        "quiet_p99_ratio": {
+            name: round(medians[name]["quiet_p99_ms"] / alone, 3)
+            for name in ("noisy_limited", "noisy_unlimited")
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps({"quiet_p99_ratio": report["quiet_p99_ratio"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
