@@ -22,6 +22,7 @@ import os
 import platform
 import ssl
 import statistics
+import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -125,6 +126,14 @@ def main(argv: list[str] | None = None) -> int:
             ),
         },
     }
+    if args.baseline:
+        revision = subprocess.run(
+            ["git", "-C", str(args.baseline), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        report["baseline_commit"] = revision or "unknown"
     if "baseline_plain" in medians:
         report["plain_vs_baseline"] = round(
             plain["requests_per_s"] / medians["baseline_plain"]["requests_per_s"], 3

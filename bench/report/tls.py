@@ -41,8 +41,9 @@ def tls_section(report: dict[str, Any]) -> list[str]:
         f"{cost['server_cpu_added_us_per_request']:+.1f} µs of the worker's CPU per request.",
     ]
     if "plain_vs_baseline" in report:
+        commit = report.get("baseline_commit")
         lines[-1] += (
-            f" Plain HTTP against the baseline commit: {report['plain_vs_baseline']:.3f}x "
-            "requests/s."
+            f" Plain HTTP against the baseline commit{f' ({commit})' if commit else ''}: "
+            f"{report['plain_vs_baseline']:.3f}x requests/s."
         )
     return lines
