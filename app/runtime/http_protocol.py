@@ -22,7 +22,7 @@ whose next request was already on its way lost it unanswered. From the signal on
 response says ``Connection: close`` and closes its connection, so a client learns with an
 answer that it must reconnect (to this server while the listener is still open during
 ``DRAIN_SECONDS``, or to another replica); when the listener closes, an idle connection is
-closed only if no request is waiting in its socket (one that is, is read and answered).
+closed only after a short grace with no request arriving (one that arrives is answered).
 
 **The client's certificate in the request's scope** (under TLS with ``TLS_CLIENT_CA_FILE``). The
 handshake has verified it; the routes that require one (``TLS_CLIENT_AUTH=admin``: ``/admin/*``)
@@ -43,9 +43,11 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-# How long a connection accepted just before the listener closed may take to send its first
-# request (a client sends it as soon as it is connected: microseconds on a LAN).
-FIRST_REQUEST_GRACE_S = 0.5
+# How long an idle connection stays open once the listener has closed: time for a request a
+# client was already sending (or, on a connection accepted just before, its first request) to
+# arrive and be answered; an active client sends within it and learns from the answer's
+# Connection: close. Shutdown takes at most this much longer.
+IDLE_GRACE_S = 0.5
 # Stamps of "this connection was last answered (or opened) now"; only their order matters.
 _served_stamps = itertools.count()
 
@@ -127,23 +129,25 @@ class NoDelayHttpProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False  # this response says "Connection: close"
 
     def shutdown(self) -> None:
-        """uvicorn closes its listener and asks each connection to finish. An idle one is
-        closed, unless a request already waits in its socket (it is read and answered, with
-        ``Connection: close``, instead of being reset unanswered), or it was accepted and its
-        first request is still on the way (it gets a moment to arrive)."""
+        """uvicorn closes its listener and asks each connection to finish. A busy one closes
+        after its answer; an idle one is read and answered if a request already waits in its
+        socket, else closed after ``IDLE_GRACE_S`` unless a request arrives meanwhile (then
+        answered, with ``Connection: close``, instead of being reset unanswered)."""
         _drain.draining = True
         idle = self.cycle is None or self.cycle.response_complete
         if not idle or self.transport.is_closing():
             super().shutdown()
         elif _bytes_waiting(self.transport):
             pass
-        elif self.cycle is None:
+        else:
+            # Idle now, but a client may be writing its next request this very moment (a
+            # close then resets it unanswered): give it a moment. A request arriving cancels
+            # the timer (uvicorn's data_received) and is answered with Connection: close; a
+            # connection still idle then is closed.
             self._unset_keepalive_if_required()
             self.timeout_keep_alive_task = self.loop.call_later(
-                FIRST_REQUEST_GRACE_S, self.timeout_keep_alive_handler
+                IDLE_GRACE_S, self.timeout_keep_alive_handler
             )
-        else:
-            super().shutdown()
 
 
 class _StartQueue:

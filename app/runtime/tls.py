@@ -62,17 +62,31 @@ def server_context(security: SecuritySettings) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     _load_pair(context, security.tls_cert_file, security.tls_key_file)
     if security.tls_client_ca_file:
-        _check_readable("TLS_CLIENT_CA_FILE", security.tls_client_ca_file)
-        try:
-            context.load_verify_locations(cafile=security.tls_client_ca_file)
-        except (ssl.SSLError, OSError) as exc:
-            raise TlsConfigError(
-                f"TLS_CLIENT_CA_FILE {security.tls_client_ca_file}: not PEM CA certificates "
-                f"({_reason(exc)})"
-            ) from None
+        _load_ca(context, "TLS_CLIENT_CA_FILE", security.tls_client_ca_file)
         context.verify_mode = (
             ssl.CERT_REQUIRED if security.tls_client_auth == "all" else ssl.CERT_OPTIONAL
         )
+    return context
+
+
+def _load_ca(context: ssl.SSLContext, name: str, path: str) -> None:
+    """Trust the CA certificates of the file the variable ``name`` gives."""
+    _check_readable(name, path)
+    try:
+        context.load_verify_locations(cafile=path)
+    except (ssl.SSLError, OSError) as exc:
+        raise TlsConfigError(f"{name} {path}: not PEM CA certificates ({_reason(exc)})") from None
+
+
+def client_context(name: str, ca_file: str) -> ssl.SSLContext:
+    """A client context verifying servers and their names against the CA file the variable
+    ``name`` gives, or against the system's CAs when it is empty."""
+    if not ca_file:
+        context = ssl.create_default_context()
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # names and chains checked
+        _load_ca(context, name, ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
 
@@ -129,14 +143,7 @@ def check(security: SecuritySettings) -> str:
 def _check_backend(security: SecuritySettings) -> None:
     """The dashboard's files for an HTTPS scorer: a CA file, and a client pair."""
     if security.backend_ca_file:
-        _check_readable("BACKEND_CA_FILE", security.backend_ca_file)
-        try:
-            ssl.create_default_context(cafile=security.backend_ca_file)
-        except (ssl.SSLError, OSError) as exc:
-            raise TlsConfigError(
-                f"BACKEND_CA_FILE {security.backend_ca_file}: not PEM CA certificates "
-                f"({_reason(exc)})"
-            ) from None
+        client_context("BACKEND_CA_FILE", security.backend_ca_file)
     if bool(security.backend_cert_file) != bool(security.backend_key_file):
         raise TlsConfigError("BACKEND_CERT_FILE and BACKEND_KEY_FILE go together")
     if security.backend_cert_file:
@@ -215,15 +222,7 @@ def broker_context(stream: StreamSettings) -> ssl.SSLContext | None:
     wanted = stream.ca_file or stream.cert_file or stream.key_file
     if not wanted and not any(url.startswith("tls://") for url in stream.nats_urls):
         return None
-    if stream.ca_file:
-        _check_readable("NATS_CA_FILE", stream.ca_file)
-    try:
-        context = ssl.create_default_context(cafile=stream.ca_file or None)
-    except (ssl.SSLError, OSError) as exc:
-        raise TlsConfigError(
-            f"NATS_CA_FILE {stream.ca_file}: not PEM CA certificates ({_reason(exc)})"
-        ) from None
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context = client_context("NATS_CA_FILE", stream.ca_file)
     if bool(stream.cert_file) != bool(stream.key_file):
         raise TlsConfigError("NATS_CERT_FILE and NATS_KEY_FILE go together")
     if stream.cert_file:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import ssl
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,13 @@ import httpx
 import pytest
 import trustme
 
-from tests.ops.test_compose_up import ROOT, _wait, documented_compose, images
+from tests.ops.test_compose_up import (
+    ROOT,
+    _wait,
+    compose_runner,
+    documented_compose,
+    images,
+)
 from tests.support.servers import free_port
 from tests.support.tools import require_tool
 
@@ -68,17 +73,7 @@ def tls_stack() -> Iterator[dict[str, Any]]:
             name: str(free_port())
             for name in ("DASHBOARD_PORT", "PROMETHEUS_PORT", "NATS_PORT", "MQTT_PORT")
         }
-        env = {**os.environ, **ports, "TLS_DIR": str(folder)}
-
-        def run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-            argv = [str(ROOT / argv[0]), "-p", PROJECT, *argv[1:]]
-            done = subprocess.run(
-                argv, capture_output=True, text=True, env=env, timeout=600, check=False, cwd=ROOT
-            )
-            if check and done.returncode != 0:
-                raise AssertionError(f"{argv}: {done.stdout}\n{done.stderr}")
-            return done
-
+        run = compose_runner(PROJECT, {**os.environ, **ports, "TLS_DIR": str(folder)})
         wipe = [*_with_tls(documented_compose("down")), "-t", "10", "-v"]
         run(wipe, check=False)
         try:

@@ -13,7 +13,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,24 @@ def documented_compose(subcommand: str) -> list[str]:
     raise AssertionError(f"docs/deploying.md gives no podman-compose {subcommand} command")
 
 
+def compose_runner(
+    project: str, env: dict[str, str]
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Runs a documented podman-compose command under ``project`` with ``env``; raises with
+    its output when it fails, unless ``check=False``."""
+
+    def run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [str(ROOT / argv[0]), "-p", project, *argv[1:]]
+        done = subprocess.run(
+            argv, capture_output=True, text=True, env=env, timeout=600, check=False, cwd=ROOT
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"{argv}: {done.stdout}\n{done.stderr}")
+        return done
+
+    return run
+
+
 @pytest.fixture(scope="module")
 def stack() -> Iterator[dict[str, Any]]:
     require_tool("podman", "podman")
@@ -62,17 +80,7 @@ def stack() -> Iterator[dict[str, Any]]:
         name: str(free_port())
         for name in ("DASHBOARD_PORT", "PROMETHEUS_PORT", "NATS_PORT", "MQTT_PORT")
     }
-    env = {**os.environ, **ports}
-
-    def run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        argv = [str(ROOT / argv[0]), "-p", PROJECT, *argv[1:]]
-        done = subprocess.run(
-            argv, capture_output=True, text=True, env=env, timeout=600, check=False, cwd=ROOT
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(f"{argv}: {done.stdout}\n{done.stderr}")
-        return done
-
+    run = compose_runner(PROJECT, {**os.environ, **ports})
     down = [*documented_compose("down"), "-t", "10"]
     wipe = [*down, "-v"]  # the test's own clean-up also removes the broker's volume
     run(wipe, check=False)  # a stack left by an interrupted run

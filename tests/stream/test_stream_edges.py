@@ -207,6 +207,7 @@ def test_a_cluster_node_killed_mid_stream_loses_nothing(model_dir: Path, tmp_pat
     # A verdict whose publish was in flight when the node went may be stored twice: NATS drops a
     # repeated Nats-Msg-Id across a leader change only once the new leader knows the first copy's
     # sequence (docs/stream.md). A repeat must be a copy, and only of the few in flight then.
+    print(f"verdicts stored twice (sequence: copies): {s.duplicates(verdicts)}")
     assert s.differing_repeats(verdicts) == []
     assert sum(n - 1 for n in s.duplicates(verdicts).values()) <= 50, s.duplicates(verdicts)
 
