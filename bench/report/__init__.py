@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from app.harness import docgen
+from bench.report.ab import ab_section
 from bench.report.common import served_backend, us
 from bench.report.ingest import ingest_section
 from bench.report.kernel import kernel_section
@@ -80,6 +81,8 @@ def render() -> str:
             "",
             *ratelimit_section(ratelimit),
         ]
+    for path in sorted(RESULTS.glob("ab-*.json")):
+        lines += ["", *ab_section(json.loads(path.read_text()))]
     return "\n".join(lines)
 
 
