@@ -1,6 +1,7 @@
 """Does one client over its limit slow another? A quiet client beside a noisy one.
 
     python -m bench.ratelimit            # 5 rounds of 3 runs of 20 s (about 6 min)
+    python -m bench.ratelimit --rounds 10  # a tighter estimate (about 12 min)
     python -m bench.ratelimit --quick    # short, for the test suite
 
 One worker (``gridscore api``) with two API keys and the rate limits on. The quiet client, an
@@ -160,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ratelimit", description=__doc__)
     parser.add_argument("--model-dir", type=Path, default=Path("models"))
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the three runs")
     parser.add_argument(
         "--readings-limit", type=float, default=2_000, help="RATE_LIMIT_READINGS per key"
     )
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     if find_artifact(args.model_dir) is None:
         print(f"no artifact in {args.model_dir}: run python -m convert first", file=sys.stderr)
         return 2
-    seconds, rounds = (3.0, 1) if args.quick else (20.0, 5)
+    seconds, rounds = (3.0, 1) if args.quick else (20.0, args.rounds)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in SCENARIOS}
     for _ in range(rounds):
         for scenario in SCENARIOS:
@@ -229,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "command": "python -m bench.ratelimit"
         + (f" --readings-limit {args.readings_limit:g}" if args.readings_limit != 2_000 else "")
-        + (" --quick" if args.quick else ""),
+        + (" --quick" if args.quick else "")
+        + (f" --rounds {args.rounds}" if args.rounds != 5 and not args.quick else ""),
         "seconds": seconds,
         "limits": limits,
         "quiet": {"rate": QUIET_RATE, "batch": 1},
