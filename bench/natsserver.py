@@ -33,13 +33,31 @@ def nats_server_binary() -> str:
     return on_path
 
 
-def _wait_port(port: int, timeout: float = 15.0) -> None:
+class ServerExited(RuntimeError):
+    """A nats-server that stopped before it listened (its log says why: a port taken, say)."""
+
+
+def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise ServerExited(f"nats-server exited with {process.returncode}:\n{tail}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.02)
-    raise TimeoutError(f"nats-server not listening on {port}")
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+    raise TimeoutError(f"nats-server not listening on {port} after {timeout:g} s:\n{tail}")
+
+
+def distinct_ports(count: int) -> list[int]:
+    """``count`` free loopback ports, no two the same (free_port alone may repeat one)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 @dataclass
@@ -93,12 +111,14 @@ class NatsServer:
         (self.folder / self.name).mkdir(parents=True, exist_ok=True)
         conf = self.folder / f"{self.name}.conf"
         conf.write_text(self.config())
-        log = open(self.folder / f"{self.name}.log", "ab")  # noqa: SIM115 (the process's)
+        log_path = self.folder / f"{self.name}.log"
+        log = open(log_path, "ab")  # noqa: SIM115 (the process's)
         self.process = subprocess.Popen(
             [nats_server_binary(), "-c", str(conf)], stdout=log, stderr=log
         )
         log.close()
-        _wait_port(self.port)
+        # A loaded two-core machine starting three servers at once can take a while.
+        _wait_port(self.port, self.process, log_path, timeout=30.0)
         return self
 
     def kill(self) -> None:
@@ -136,21 +156,35 @@ def nats_server(
 
 @contextlib.contextmanager
 def nats_cluster() -> Iterator[list[NatsServer]]:
-    """Three nats-servers routed to each other on loopback: a JetStream cluster."""
+    """Three nats-servers routed to each other on loopback: a JetStream cluster. A server that
+    exits at start (a port another process took meanwhile) makes the cluster start again once,
+    on other ports."""
     with tempfile.TemporaryDirectory(prefix="gridscore-nats-cluster-") as folder:
-        cluster_ports = [free_port() for _ in range(3)]
-        servers = [
-            NatsServer(
-                Path(folder),
-                name=f"n{i + 1}",
-                cluster_port=cluster_ports[i],
-                routes=[p for j, p in enumerate(cluster_ports) if j != i],
-            )
-            for i in range(3)
-        ]
+        for attempt in (1, 2):
+            ports = distinct_ports(9)
+            cluster_ports = ports[:3]
+            servers = [
+                NatsServer(
+                    Path(folder) / f"try{attempt}",
+                    name=f"n{i + 1}",
+                    port=ports[3 + i],
+                    http_port=ports[6 + i],
+                    cluster_port=cluster_ports[i],
+                    routes=[p for j, p in enumerate(cluster_ports) if j != i],
+                )
+                for i in range(3)
+            ]
+            try:
+                for server in servers:
+                    server.start()
+            except ServerExited:
+                for server in servers:
+                    server.stop()
+                if attempt == 2:
+                    raise
+                continue
+            break
         try:
-            for server in servers:
-                server.start()
             yield servers
         finally:
             for server in servers:

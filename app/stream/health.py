@@ -16,7 +16,8 @@ class StreamHealth(msgspec.Struct, omit_defaults=True):
     status: str  # "ok", or what is missing: the model's status, "broker"
     served_by: str
     broker: str  # "connected" or "disconnected"
-    partitions: list[int] = []  # the partitions this process holds
+    # The partitions this process holds; no default, so an empty list is shown, not omitted.
+    partitions: list[int]
     model: str | None = None  # the served model's digest
     reason: str | None = None
 
