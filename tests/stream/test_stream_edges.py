@@ -191,11 +191,13 @@ def test_a_cluster_node_killed_mid_stream_loses_nothing(model_dir: Path, tmp_pat
     async def run(servers: list[object]) -> tuple[s.Published, list[s.StreamVerdict]]:
         nc = await nats.connect(servers=[n.url for n in cluster], max_reconnect_attempts=-1)
         js = nc.jetstream(timeout=10)
-        published = await s.publish(js, 1500, retry=True)
-        cluster[1].kill()  # mid-stream: the worker is still judging what was published
-        published = await s.publish(js, 1500, start=1500, published=published, retry=True)
-        verdicts = await s.wait_for_verdicts(js, 3000, timeout=150)
-        await nc.close()
+        try:  # closed on failure too: a leaked connection fails a later test as "unraisable"
+            published = await s.publish(js, 1500, retry=True)
+            cluster[1].kill()  # mid-stream: the worker is still judging what was published
+            published = await s.publish(js, 1500, start=1500, published=published, retry=True)
+            verdicts = await s.wait_for_verdicts(js, 3000, timeout=150)
+        finally:
+            await nc.close()
         return published, verdicts
 
     with nats_cluster() as cluster:
