@@ -26,18 +26,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import loadgen
-from bench.service import _describe_checkout, server, wrk
+from bench.service import _describe_checkout, body_files, server, wrk
 
 
 def measure(
     checkouts: dict[str, Path], batches: list[int], seconds: float, rounds: int, workdir: Path
 ) -> dict[str, Any]:
     """{batch: {name: [requests/s per round]}} with the checkouts taken in turn each round."""
-    bodies = {}
-    for batch in batches:
-        bodies[batch] = workdir / f"batch-{batch}.json"
-        bodies[batch].write_bytes(loadgen.make_bodies(batch, 1, 7, 0.0)[0].content)
+    bodies = body_files(workdir, batches)
     rates: dict[int, dict[str, list[float]]] = {b: {n: [] for n in checkouts} for b in batches}
     for round_no in range(rounds):
         # Alternate which goes first, so neither always meets a machine still busy with the other.

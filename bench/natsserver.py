@@ -38,16 +38,17 @@ class ServerExited(RuntimeError):
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    def tail() -> str:
+        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise ServerExited(f"nats-server exited with {process.returncode}:\n{tail}")
+            raise ServerExited(f"nats-server exited with {process.returncode}:\n{tail()}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.02)
-    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-    raise TimeoutError(f"nats-server not listening on {port} after {timeout:g} s:\n{tail}")
+    raise TimeoutError(f"nats-server not listening on {port} after {timeout:g} s:\n{tail()}")
 
 
 def distinct_ports(count: int) -> list[int]:

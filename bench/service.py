@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,6 +139,16 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def body_files(workdir: Path, batches: Iterable[int]) -> dict[int, Path]:
+    """One /predict body per batch size, written to ``workdir`` for wrk (the same readings,
+    seed 7, none pushed out, in every benchmark that compares runs)."""
+    bodies = {}
+    for batch in batches:
+        bodies[batch] = workdir / f"batch-{batch}.json"
+        bodies[batch].write_bytes(loadgen.make_bodies(batch, 1, 7, 0.0)[0].content)
+    return bodies
+
+
 def http_floor(
     model_dir: Path,
     seconds: float,
@@ -148,10 +158,7 @@ def http_floor(
 ) -> dict[str, Any]:
     """One worker each: the bare ASGI app, /live and /predict (batch 1, 100) under wrk; with
     ``baseline`` (another checkout), its /live and /predict too, interleaved in each round."""
-    bodies = {}
-    for batch in BATCHES:
-        bodies[batch] = workdir / f"batch-{batch}.json"
-        bodies[batch].write_bytes(loadgen.make_bodies(batch, 1, 7, 0.0)[0].content)
+    bodies = body_files(workdir, BATCHES)
     bare = [
         sys.executable, "-m", "uvicorn", "bench.bare_asgi:app", "--loop", "uvloop",
         "--http", "app.runtime.http_protocol:FairHttpProtocol", "--log-level", "warning",
