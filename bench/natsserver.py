@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import json
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +136,11 @@ class NatsServer:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def client_names(self) -> list[str]:
+        """The names of the clients connected to this server (its monitoring port's /connz)."""
+        with urllib.request.urlopen(f"{self.monitor_url}/connz", timeout=5) as answer:
+            return [str(c.get("name", "")) for c in json.load(answer).get("connections") or []]
 
     def log(self) -> str:
         path = self.folder / f"{self.name}.log"

@@ -248,6 +248,18 @@ class Metrics:
         self.stream_broker_disconnects = Counter(
             "stream_broker_disconnects_total", "Times the broker connection was lost.", registry=r
         )
+        self.stream_pulls_silent = Counter(
+            "stream_pulls_silent_total",
+            "Times a partition's consumer fell silent (its leader gone with the pull requests "
+            "waiting there) and was asked again.",
+            registry=r,
+        )
+        self.stream_deliveries_lost = Counter(
+            "stream_deliveries_lost_total",
+            "Times a message was delivered and lost on its way (a gap in a consumer's delivery "
+            "sequence) and the partitions started again from their checkpoints.",
+            registry=r,
+        )
         self.stream_partitions_held = Gauge(
             "stream_partitions_held",
             "Partitions this process holds (summed over processes).",

@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -285,9 +286,24 @@ def reply_fields(reply: str) -> tuple[int, int, int]:
     return int(tokens[7]), int(tokens[6]), int(tokens[9])
 
 
+def delivery_fields(reply: str) -> tuple[int, int]:
+    """(times delivered, the consumer's delivery sequence) from the same reply subject."""
+    tokens = reply.split(".")
+    if len(tokens) == 9:
+        return int(tokens[4]), int(tokens[6])
+    return int(tokens[6]), int(tokens[8])
+
+
 @dataclass
 class PartitionPuller:
-    """Keeps about two batches of one partition's messages requested or buffered."""
+    """Keeps about two batches of one partition's messages requested or buffered.
+
+    Pull requests wait at the consumer's leader. A leader that dies takes them with it and
+    answers nothing, not even "expired", so a puller that only counted what it asked for would
+    wait forever for messages its count says are coming (the worker connected, the consumer led
+    anew elsewhere, nothing judged). Each request therefore asks for idle heartbeats, and a
+    puller that hears nothing for three of them while it waits forgets its requests and asks
+    again (``silent`` / ``ask_again``: how the official clients recover too)."""
 
     nc: Client
     stream: str
@@ -296,9 +312,17 @@ class PartitionPuller:
     buffer: list[Msg]
     ready: asyncio.Event
     expires_s: float = 5.0
+    heartbeat_s: float = 1.0
     inbox: str = ""
     outstanding: int = 0
     closed: bool = False
+    heard: float = 0.0  # when the consumer last answered (a message, a heartbeat, a status)
+    # The consumer's delivery sequence of the last first delivery, and whether one was skipped:
+    # a message delivered and lost on the way (its leader died with it in flight). The
+    # acknowledgement of a later one would acknowledge it too (ack policy "all"), so the
+    # worker must start the partition again from its checkpoint instead.
+    last_delivery: int = 0
+    gap: bool = False
     _subscription: Any = None
 
     async def start(self) -> None:
@@ -309,7 +333,15 @@ class PartitionPuller:
         await self.refill()
 
     async def _request(self) -> None:
-        body = json.dumps({"batch": self.batch, "expires": int(self.expires_s * 1e9)}).encode()
+        body = json.dumps(
+            {
+                "batch": self.batch,
+                "expires": int(self.expires_s * 1e9),
+                "idle_heartbeat": int(self.heartbeat_s * 1e9),
+            }
+        ).encode()
+        if self.outstanding == 0:
+            self.heard = time.monotonic()  # the silence is counted from the first request
         self.outstanding += self.batch
         await self.nc.publish(
             f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.consumer}", body, reply=self.inbox
@@ -318,6 +350,7 @@ class PartitionPuller:
     async def _on_message(self, msg: Msg) -> None:
         if self.closed:
             return
+        self.heard = time.monotonic()
         if not msg.reply:  # a status: 408 (request expired), 409 (closed or deleted), 100
             status = (msg.headers or {}).get("Status", "")
             if status in ("408", "409"):
@@ -328,11 +361,25 @@ class PartitionPuller:
                     return
                 await self.refill()
             return
+        delivered, delivery = delivery_fields(msg.reply)
+        if delivered == 1:  # a redelivery keeps its first delivery's sequence
+            if delivery > self.last_delivery + 1:
+                self.gap = True
+            self.last_delivery = delivery
         self.buffer.append(msg)
         self.outstanding = max(0, self.outstanding - 1)
         self.ready.set()
         if self.outstanding < self.batch:
             await self.refill()
+
+    def silent(self, now: float) -> bool:
+        """Requests outstanding and not a word from the consumer for three heartbeats."""
+        return not self.closed and self.outstanding > 0 and now - self.heard > 3 * self.heartbeat_s
+
+    async def ask_again(self) -> None:
+        """Forget the requests the consumer no longer answers, and ask afresh."""
+        self.outstanding = 0
+        await self.refill()
 
     async def refill(self) -> None:
         """Ask for more while less than two batches are requested or buffered."""

@@ -127,6 +127,8 @@ class StreamWorker:
         self._redelivered = m.stream_messages.labels("redelivered")
         self._skipped = m.stream_messages.labels("already_judged")
         self._dead = m.stream_messages.labels("dead_lettered")
+        self._silent = m.stream_pulls_silent
+        self._gaps = m.stream_deliveries_lost
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -312,16 +314,23 @@ class StreamWorker:
                     self._settling.task_done()
             self.buffer.clear()
             delay = broker.backoff_delays()
+            # Listed once: a partition dropped by an attempt that then failed to take it again
+            # is retried by the next attempt, not forgotten (it would stay leased and unworked).
+            todo = sorted(self.partitions)
             for attempt in range(1_000_000):
                 if self.stopping:
                     return
                 try:
-                    for number in sorted(self.partitions):
-                        part = self.partitions[number]
-                        await part.puller.stop()
-                        await self._drop(number)
-                        if not await self._acquire(number):
+                    while todo:
+                        number = todo[0]
+                        part = self.partitions.get(number)
+                        if part is not None:
+                            await part.puller.stop()
+                            await self._drop(number)
+                        ours = self.leases is None or number in self.leases.held
+                        if ours and not await self._acquire(number):
                             raise RuntimeError(f"partition {number} not restarted")
+                        todo.pop(0)  # restarted, or its lease went meanwhile
                     break
                 except Exception as exc:
                     log.warning("restarting partitions (%s) failed: %s", why, exc)
@@ -337,11 +346,30 @@ class StreamWorker:
             self.arrived.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.arrived.wait(), 0.5)
+        lost = [n for n, part in self.partitions.items() if part.puller.gap]
+        if lost and not self._resetting:  # before a message after the gap is judged (in order)
+            log.warning(
+                "a delivery was lost on its way; restarting from the checkpoints",
+                extra={"fields": {"partitions": lost}},
+            )
+            self._gaps.inc()
+            await self._reset("a delivery lost")
+            return []
         batch = self.settings.batch
         taken = self.buffer[:batch]
         del self.buffer[:batch]
-        for part in self.partitions.values():
-            if part.open and part.puller.outstanding < batch:
+        now = time.monotonic()
+        for part in list(self.partitions.values()):
+            if not part.open:
+                continue
+            if part.puller.silent(now):
+                log.warning(
+                    "partition's consumer silent; asking again",
+                    extra={"fields": {"partition": part.number}},
+                )
+                self._silent.inc()
+                await part.puller.ask_again()
+            elif part.puller.outstanding < batch:
                 await part.puller.refill()
         return taken
 
@@ -566,6 +594,8 @@ class StreamWorker:
             part.revision = await self._write_state(number, data, part.revision)
         except KeyWrongLastSequenceError:
             await self._lost(number)  # fenced: another holder took it; its work stands
+            if self.leases is not None:
+                await self.leases.forget(number)
             return
         if msg is not None:
             await msg.ack()

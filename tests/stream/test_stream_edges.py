@@ -6,6 +6,7 @@ with exit status 2."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -24,8 +25,8 @@ from nats.js.api import StreamConfig
 
 from app.contract.stream import DEAD_REASON, AlarmEvent
 from tests.support import stream as s
-from tests.support.nats import environment, nats_cluster, nats_server, urls
-from tests.support.servers import gridscore_serve
+from tests.support.nats import NatsServer, environment, nats_cluster, nats_server, urls
+from tests.support.servers import RunningServer, gridscore_serve
 
 pytestmark = pytest.mark.slow
 
@@ -188,12 +189,20 @@ async def _verdicts(url: str, count: int) -> list[s.StreamVerdict]:
 
 
 def test_a_cluster_node_killed_mid_stream_loses_nothing(model_dir: Path, tmp_path: Path) -> None:
-    async def run(servers: list[object]) -> tuple[s.Published, list[s.StreamVerdict]]:
+    """The node killed leads every partition's consumer (the pull requests waiting there die
+    with it, unanswered) while the worker's own connection, the streams and the buckets are on
+    the others: the worker must notice the silence and ask the new leaders again. Leaders are
+    placed, not left to the draw, so the test takes this path on every run."""
+
+    async def run(
+        home: NatsServer, victim: NatsServer
+    ) -> tuple[s.Published, list[s.StreamVerdict]]:
         nc = await nats.connect(servers=[n.url for n in cluster], max_reconnect_attempts=-1)
         js = nc.jetstream(timeout=10)
         try:  # closed on failure too: a leaked connection fails a later test as "unraisable"
+            await s.place_leaders(nc, js, consumers_on=victim.name, the_rest_on=home.name)
             published = await s.publish(js, 1500, retry=True)
-            cluster[1].kill()  # mid-stream: the worker is still judging what was published
+            victim.kill()  # mid-stream: the worker is still judging what was published
             published = await s.publish(js, 1500, start=1500, published=published, retry=True)
             verdicts = await s.wait_for_verdicts(js, 3000, timeout=150)
         finally:
@@ -203,8 +212,17 @@ def test_a_cluster_node_killed_mid_stream_loses_nothing(model_dir: Path, tmp_pat
     with nats_cluster() as cluster:
         env = environment(urls(cluster), STREAM_REPLICAS="3")
         _create_streams_when_the_cluster_is_up(cluster, env)
-        with gridscore_serve(model_dir, tmp_path, command="stream", timeout=120, **env):
-            published, verdicts = asyncio.run(run(cluster))
+        with gridscore_serve(model_dir, tmp_path, command="stream", timeout=120, **env) as worker:
+            _wait_for_all_partitions(worker.url)
+            home = next(
+                n for n in cluster if any(c.startswith("gridscore-") for c in n.client_names())
+            )
+            victim = next(n for n in cluster if n is not home)
+            try:
+                published, verdicts = asyncio.run(run(home, victim))
+            except BaseException:
+                _explain(cluster, worker)
+                raise
     assert {v.msg_id for v in verdicts} == set(published.messages)
     # A verdict whose publish was in flight when the node went may be stored twice: NATS drops a
     # repeated Nats-Msg-Id across a leader change only once the new leader knows the first copy's
@@ -212,6 +230,47 @@ def test_a_cluster_node_killed_mid_stream_loses_nothing(model_dir: Path, tmp_pat
     print(f"verdicts stored twice (sequence: copies): {s.duplicates(verdicts)}")
     assert s.differing_repeats(verdicts) == []
     assert sum(n - 1 for n in s.duplicates(verdicts).values()) <= 50, s.duplicates(verdicts)
+
+
+def _explain(cluster: list[NatsServer], worker: RunningServer) -> None:
+    """What a failing run leaves to read: the worker's log, its metrics, each consumer's and
+    stream's state, the brokers' logs."""
+    print(f"worker's log:\n{worker.log()[-8000:]}")
+    with contextlib.suppress(OSError):
+        metrics = urllib.request.urlopen(f"{worker.url}/metrics", timeout=5).read().decode()
+        print("\n".join(line for line in metrics.splitlines() if line.startswith("stream_")))
+
+    async def state() -> None:
+        alive = [n.url for n in cluster if n.process is not None and n.process.poll() is None]
+        nc = await nats.connect(servers=alive, connect_timeout=2, max_reconnect_attempts=1)
+        js = nc.jetstream(timeout=5)
+        for stream in ("GRID", "GRID_VERDICTS"):
+            with contextlib.suppress(Exception):
+                info = await js.stream_info(stream)
+                print(stream, info.state, info.cluster)
+        for partition in range(8):
+            with contextlib.suppress(Exception):
+                print(partition, await js.consumer_info("GRID", f"gridscore-p{partition}"))
+        await nc.close()
+
+    with contextlib.suppress(Exception):
+        asyncio.run(state())
+    for node in cluster:
+        print(f"{node.name}'s log:\n{node.log()[-3000:]}")
+
+
+def _wait_for_all_partitions(url: str, within: float = 60.0) -> None:
+    """Until the worker holds all eight partitions (their consumers exist)."""
+    deadline = time.monotonic() + within
+    held: object = None
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                held = json.loads(answer.read()).get("partitions")
+            if held == list(range(8)):
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"the worker holds {held}, not all eight partitions, after {within:g} s")
 
 
 def _create_streams_when_the_cluster_is_up(cluster: list[object], env: dict[str, str]) -> None:

@@ -5,6 +5,7 @@ readings in order would have raised (the reference the tests hold the workers to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import Counter
@@ -197,3 +198,45 @@ async def reference_alarms(
             )
             events += [event.msg_id for event in found]
     return events
+
+
+async def lead(nc: nats.NATS, api: str, preferred: str, leader: Any) -> None:
+    """Move a JetStream leader (``api``: the stepdown subject of a stream or a consumer) to
+    the server named ``preferred``, and wait until ``leader()`` names it."""
+    deadline = time.monotonic() + 30
+    while True:
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            if await leader() == preferred:
+                return
+            body = json.dumps({"placement": {"preferred": preferred}}).encode()
+            await nc.request(api, body, timeout=5)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{api}: {preferred} did not become leader in 30 s")
+        await asyncio.sleep(0.5)
+
+
+async def place_leaders(
+    nc: nats.NATS,
+    js: JetStreamContext,
+    consumers_on: str,
+    the_rest_on: str,
+    partitions: int = 8,
+) -> None:
+    """Every partition's consumer led by ``consumers_on``; the streams and the buckets by
+    ``the_rest_on``. (The meta group's leader stays where it is: moving it takes the system
+    account, and a worker needs it only to create consumers.)"""
+    for stream in ("GRID", "GRID_VERDICTS", "GRID_ALARMS", "KV_GRID_STATE", "KV_GRID_LEASES"):
+
+        async def stream_leader(stream: str = stream) -> str:
+            return str((await js.stream_info(stream)).cluster.leader)  # type: ignore[union-attr]
+
+        await lead(nc, f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", the_rest_on, stream_leader)
+    for partition in range(partitions):
+        consumer = f"gridscore-p{partition}"
+
+        async def consumer_leader(consumer: str = consumer) -> str:
+            info = await js.consumer_info("GRID", consumer)
+            return str(info.cluster.leader)  # type: ignore[union-attr]
+
+        api = f"$JS.API.CONSUMER.LEADER.STEPDOWN.GRID.{consumer}"
+        await lead(nc, api, consumers_on, consumer_leader)
