@@ -286,12 +286,10 @@ def reply_fields(reply: str) -> tuple[int, int, int]:
     return int(tokens[7]), int(tokens[6]), int(tokens[9])
 
 
-def delivery_fields(reply: str) -> tuple[int, int]:
-    """(times delivered, the consumer's delivery sequence) from the same reply subject."""
+def delivery_sequence(reply: str) -> int:
+    """The consumer's delivery sequence, from the same reply subject."""
     tokens = reply.split(".")
-    if len(tokens) == 9:
-        return int(tokens[4]), int(tokens[6])
-    return int(tokens[6]), int(tokens[8])
+    return int(tokens[6] if len(tokens) == 9 else tokens[8])
 
 
 @dataclass
@@ -317,7 +315,7 @@ class PartitionPuller:
     outstanding: int = 0
     closed: bool = False
     heard: float = 0.0  # when the consumer last answered (a message, a heartbeat, a status)
-    # The consumer's delivery sequence of the last first delivery, and whether one was skipped:
+    # The consumer's delivery sequence of the last message, and whether one was skipped:
     # a message delivered and lost on the way (its leader died with it in flight). The
     # acknowledgement of a later one would acknowledge it too (ack policy "all"), so the
     # worker must start the partition again from its checkpoint instead.
@@ -361,11 +359,12 @@ class PartitionPuller:
                     return
                 await self.refill()
             return
-        delivered, delivery = delivery_fields(msg.reply)
-        if delivered == 1:  # a redelivery keeps its first delivery's sequence
-            if delivery > self.last_delivery + 1:
-                self.gap = True
-            self.last_delivery = delivery
+        # Every delivery, a redelivery too, takes the consumer's next delivery sequence; a new
+        # leader whose state lags may go back, never forward past one it did not send.
+        delivery = delivery_sequence(msg.reply)
+        if delivery > self.last_delivery + 1:
+            self.gap = True
+        self.last_delivery = delivery
         self.buffer.append(msg)
         self.outstanding = max(0, self.outstanding - 1)
         self.ready.set()

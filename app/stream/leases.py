@@ -139,7 +139,7 @@ class Leases:
         for partition in sorted(self.held):
             if partition not in rightful and partition not in self.taking:
                 await self._give_up(partition)
-        for partition in sorted(rightful - set(self.held)):
+        for partition in sorted(rightful - set(self.held) - set(self.taking)):
             try:
                 revision = await self.kv.create(self._key(partition), self.me.encode())
             except KeyWrongLastSequenceError:
@@ -148,11 +148,25 @@ class Leases:
             self.taking[partition] = asyncio.get_running_loop().create_task(self._take(partition))
 
     async def _renew(self, partition: int) -> None:
-        key = self._key(partition)
+        """Renew one lease. Every write is checked against the lease as it was when the renewal
+        began: a lease given up meanwhile (the worker fenced, a take that failed) is not brought
+        back, and a key written for it after all is deleted again."""
+        key, me = self._key(partition), self.me.encode()
+        before = self.held.get(partition)
+        if before is None:
+            return
+
+        def current() -> bool:
+            return self.held.get(partition) == before
+
+        async def keep(revision: int) -> None:
+            if current():
+                self.held[partition] = revision
+            else:
+                await self._delete(key, revision)
+
         try:
-            self.held[partition] = await self.kv.update(
-                key, self.me.encode(), last=self.held[partition]
-            )
+            await keep(await self.kv.update(key, me, last=before))
             return
         except KeyWrongLastSequenceError:
             pass
@@ -162,16 +176,18 @@ class Leases:
         # work goes on (the state's fence guards against a holder in between).
         with contextlib.suppress(KeyNotFoundError, KeyDeletedError):
             entry = await self.kv.get(key)
-            if entry.value == self.me.encode() and entry.revision:
-                self.held[partition] = entry.revision
+            if entry.value == me and entry.revision:
+                await keep(entry.revision)
                 return
             if entry.value:  # another worker's
-                await self._lose(partition)
+                if current():
+                    await self._lose(partition)
                 return
         try:
-            self.held[partition] = await self.kv.create(key, self.me.encode())
+            await keep(await self.kv.create(key, me))
         except KeyWrongLastSequenceError:
-            await self._lose(partition)
+            if current():
+                await self._lose(partition)
 
     async def _lose(self, partition: int) -> None:
         log.warning("lease lost", extra={"fields": {"partition": partition}})
@@ -184,7 +200,8 @@ class Leases:
         try:
             taken = await self.acquire(partition)
         finally:
-            self.taking.pop(partition, None)
+            if self.taking.get(partition) is asyncio.current_task():
+                del self.taking[partition]
         if partition not in self.held:  # the lease went while the partition was being taken
             if taken:
                 await self.lost(partition)
@@ -203,10 +220,14 @@ class Leases:
         revision = self.held.pop(partition, None)
         if revision is None:
             return
+        await self._delete(self._key(partition), revision)
+
+    async def _delete(self, key: str, revision: int) -> None:
+        """Delete a lease key if it is still at ``revision`` (else someone else's now)."""
         with contextlib.suppress(KeyWrongLastSequenceError, KeyNotFoundError, BadRequestError):
             # BadRequestError: nats-py reports a delete at a revision that is no longer the
             # key's (it expired meanwhile) as that, not as KeyWrongLastSequenceError.
-            await self.kv.delete(self._key(partition), last=revision)
+            await self.kv.delete(key, last=revision)
 
     @staticmethod
     def _key(partition: int) -> str:

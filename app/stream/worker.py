@@ -249,6 +249,7 @@ class StreamWorker:
         """Take a partition: its state, a fence, its consumer from after the last judged."""
         assert self.js is not None
         assert self.nc is not None
+        await self._drop(number)  # taken again (a restart): the old puller goes first
         try:
             state, revision = await self._load_state(number)
             # Written at once, so a previous holder that still works fails its next checkpoint.
@@ -327,7 +328,9 @@ class StreamWorker:
                         if part is not None:
                             await part.puller.stop()
                             await self._drop(number)
-                        ours = self.leases is None or number in self.leases.held
+                        ours = self.leases is None or (
+                            number in self.leases.held and number not in self.leases.taking
+                        )  # one being taken in the background starts afresh anyway
                         if ours and not await self._acquire(number):
                             raise RuntimeError(f"partition {number} not restarted")
                         todo.pop(0)  # restarted, or its lease went meanwhile
@@ -342,10 +345,22 @@ class StreamWorker:
 
     async def _take(self) -> list[Msg]:
         """Up to a batch of buffered messages, waiting a moment for the first."""
+        if self._resetting:
+            # Messages of partitions already restarted wait in the buffer: taken now they
+            # would be thrown away, and acknowledged with a later one (ack policy "all").
+            await asyncio.sleep(0.05)
+            return []
         if not self.buffer:
             self.arrived.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.arrived.wait(), 0.5)
+        for part in [p for p in self.partitions.values() if p.open and p.puller.closed]:
+            # Its consumer deleted under it (a holder in between): let the lease go; the next
+            # round takes the partition again from its checkpoint if it is still this worker's.
+            log.warning("partition's consumer gone", extra={"fields": {"partition": part.number}})
+            await self._drop(part.number)
+            if self.leases is not None:
+                await self.leases.forget(part.number)
         lost = [n for n, part in self.partitions.items() if part.puller.gap]
         if lost and not self._resetting:  # before a message after the gap is judged (in order)
             log.warning(
